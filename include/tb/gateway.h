@@ -1,0 +1,62 @@
+/* gateway.h: the running gateway: listeners, connectors, routers, flows.
+ *
+ * gateway.c reads the configuration's [[listener]], [[connector]],
+ * [[router]] and [[data]], opens the listeners and hands each accepted
+ * stream to its protocol's serve function (socks5, http, mixed). Those
+ * protocol servers reach the rest of the system only through this header:
+ * route-and-connect, relay, and UDP associations. */
+#ifndef TB_GATEWAY_H
+#define TB_GATEWAY_H
+
+#include "tb/conf.h"
+#include "tb/connector.h"
+#include "tb/loop.h"
+#include "tb/port.h"
+#include "tb/relay.h"
+
+typedef struct tb_gw tb_gw_t;
+typedef struct tb_gw_listener tb_gw_listener_t;
+typedef struct tb_gw_open tb_gw_open_t;
+
+/* ---- for main.c ---- */
+int tb_gw_new(tb_loop_t *loop, const tb_conf_t *conf, tb_gw_t **out, tb_conf_err_t *err);
+/* Opens every listener; logs what it listens on. */
+int tb_gw_start(tb_gw_t *gw);
+/* SIGHUP: swap routers and data from a new config; flows keep running. */
+int tb_gw_reload(tb_gw_t *gw, const tb_conf_t *conf, tb_conf_err_t *err);
+/* SIGTERM: close listeners; calls done once no flow is left or after drain_ms. */
+void tb_gw_drain(tb_gw_t *gw, uint32_t drain_ms, void (*done)(void *arg), void *arg);
+void tb_gw_free(tb_gw_t *gw);
+size_t tb_gw_flow_count(const tb_gw_t *gw);
+
+/* ---- for protocol servers ---- */
+typedef struct tb_gw_auth {
+	const char *user, *pass; /* NULL user: no authentication */
+} tb_gw_auth_t;
+
+tb_loop_t *tb_gw_loop(const tb_gw_listener_t *l);
+const char *tb_gw_listener_name(const tb_gw_listener_t *l);
+const tb_gw_auth_t *tb_gw_listener_auth(const tb_gw_listener_t *l);
+/* The address the listener is bound to (UDP ASSOCIATE binds its relay there). */
+void tb_gw_listener_addr(const tb_gw_listener_t *l, tb_addr_t *out);
+uint32_t tb_gw_handshake_timeout_ms(const tb_gw_listener_t *l);
+uint32_t tb_gw_udp_idle_ms(const tb_gw_listener_t *l);
+/* The loop-guard id for HTTP (`Via: 1.1 <server_id>`). */
+const char *tb_gw_server_id(const tb_gw_listener_t *l);
+
+/* Routes t through the listener's router and opens it with the chosen
+ * connector. cb runs later (never inside this call) with the stream or an
+ * error: TB_EDENIED for `block`, TB_EHOSTUNREACH for names that do not
+ * resolve, TB_ECONNREFUSED, TB_ENETUNREACH, TB_ETIMEDOUT... */
+int tb_gw_open(tb_gw_listener_t *l, const tb_target_t *t, tb_connector_cb cb, void *arg, tb_gw_open_t **out);
+void tb_gw_open_cancel(tb_gw_open_t *o);
+/* Relays client <-> remote as a tracked flow; takes both streams. */
+int tb_gw_relay(tb_gw_listener_t *l, tb_stream_t *client, tb_stream_t *remote);
+/* A UDP association routed on its first packet's target (rog's rule). */
+int tb_gw_udp_open(tb_gw_listener_t *l, const tb_target_t *first, tb_dgram_recv_cb cb, void *arg,
+		   tb_dgram_t **out);
+/* Handshaking sessions register so a drain can end them. */
+void tb_gw_session_hold(tb_gw_listener_t *l);
+void tb_gw_session_release(tb_gw_listener_t *l);
+
+#endif

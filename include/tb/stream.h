@@ -10,7 +10,9 @@
  *   the bytes were taken but the queue is now at or above it (the caller
  *   pauses its source and waits for on_drain), or another negative code when
  *   the stream cannot write any more (nothing was taken).
- * - shutdown() half-closes the write side once the queue has been sent.
+ * - shutdown() half-closes the write side once the queue has been sent; if
+ *   the queue was not empty, on_drain fires when the half-close went out
+ *   (so a relay knows every byte was handed to the peer).
  * - close() releases the stream at once, dropping anything queued; no
  *   callback runs after it returns. It is the owner's only free path and is
  *   legal inside any of the stream's own callbacks.

@@ -1,0 +1,744 @@
+/* gateway.c: listeners, connectors and routers from the configuration.
+ *
+ * The configuration has rog's shape (spec/rogv2.md §6): [[listener]],
+ * [[connector]], [[router]], [[data]]. Each listener's accepted streams go
+ * to its protocol's serve function; protocol servers come back here to
+ * route-and-connect (tb_gw_open), to relay (tb_gw_relay) and for UDP
+ * (tb_gw_udp_open). Routers and data can be swapped on SIGHUP: listeners
+ * name their router and look it up for every new flow, so a swap never
+ * touches a running flow. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "tb/gateway.h"
+#include "tb/log.h"
+#include "tb/router.h"
+#if ENABLE_GW_SOCKS5
+#include "tb/socks5.h"
+#endif
+#if ENABLE_GW_HTTP
+#include "tb/http.h"
+#endif
+
+enum lproto { LP_SOCKS5, LP_HTTP, LP_MIXED };
+
+struct tb_gw_listener {
+	tb_gw_t *gw;
+	tb_gw_listener_t *next;
+	char *name, *router;
+	enum lproto proto;
+	tb_addr_t bind;
+	tb_gw_auth_t auth;
+	tb_tcp_listener_t *tcp;
+};
+
+struct tb_gw {
+	tb_loop_t *loop;
+	tb_dns_t *dns;
+	tb_connector_env_t env;
+	tb_routing_t *routing;
+	tb_connector_t **connectors;
+	size_t nconnectors;
+	tb_gw_listener_t *listeners;
+	char server_id[40];
+	uint32_t handshake_ms, idle_ms, udp_idle_ms;
+	size_t flows, sessions, max_flows;
+	/* drain */
+	bool draining;
+	tb_timer_t drain_timer;
+	tb_defer_t drain_check;
+	void (*drain_done)(void *arg);
+	void *drain_arg;
+};
+
+struct tb_gw_open {
+	tb_gw_listener_t *l;
+	tb_target_t target;
+	tb_connector_cb cb;
+	void *arg;
+	tb_dns_query_t *dq;
+	tb_connector_t *conn;
+	tb_connect_req_t *req;
+};
+
+static tb_connector_t *gw_connector(const tb_gw_t *gw, const char *name)
+{
+	for (size_t i = 0; i < gw->nconnectors; i++)
+		if (strcmp(gw->connectors[i]->name, name) == 0)
+			return gw->connectors[i];
+	return NULL;
+}
+
+/* ---- configuration ---- */
+
+static int get_u32(const tb_conf_val_t *t, const char *key, uint32_t *out, int64_t max, tb_conf_err_t *err)
+{
+	int64_t v;
+	int rc = tb_conf_get_int(t, key, &v, err);
+
+	if (rc == TB_ENOENT)
+		return 0;
+	if (rc < 0)
+		return rc;
+	if (v < 0 || v > max) {
+		tb_conf_set_err(err, tb_conf_get(t, key), "must be between 0 and %lld", (long long)max);
+		return TB_EINVAL;
+	}
+	*out = (uint32_t)v;
+	return 0;
+}
+
+static int parse_listener_proto(const char *p, enum lproto *out)
+{
+	if (ENABLE_GW_SOCKS5 && strcmp(p, "socks5") == 0)
+		*out = LP_SOCKS5;
+	else if (ENABLE_GW_HTTP && strcmp(p, "http") == 0)
+		*out = LP_HTTP;
+	else if (ENABLE_GW_MIXED && (strcmp(p, "mixed") == 0 || strcmp(p, "htss5") == 0))
+		*out = LP_MIXED;
+	else
+		return TB_ENOENT;
+	return 0;
+}
+
+static int load_auth(tb_gw_listener_t *l, const tb_conf_val_t *t, tb_conf_err_t *err)
+{
+	tb_conf_val_t *a = tb_conf_get(t, "auth");
+	int rc;
+
+	if (!a)
+		return 0;
+	if (a->type != TB_CONF_TABLE) {
+		tb_conf_set_err(err, a, "expected a table { user = \"...\", pass = \"...\" }");
+		return TB_EINVAL;
+	}
+	if ((rc = tb_conf_need_str(a, "user", &l->auth.user, err)) < 0 ||
+	    (rc = tb_conf_need_str(a, "pass", &l->auth.pass, err)) < 0)
+		return rc;
+	/* RFC 1929: ULEN and PLEN are one byte, at least 1. */
+	size_t ulen = strlen(l->auth.user), plen = strlen(l->auth.pass);
+	if (ulen < 1 || ulen > 255 || plen < 1 || plen > 255) {
+		tb_conf_set_err(err, a, "user and pass must be 1 to 255 bytes");
+		return TB_EINVAL;
+	}
+	return 0;
+}
+
+static int load_listener(tb_gw_t *gw, const tb_conf_val_t *t, tb_conf_err_t *err)
+{
+	const char *name, *proto, *endpoint, *router;
+	tb_gw_listener_t *l;
+	int rc;
+
+	if (t->type != TB_CONF_TABLE) {
+		tb_conf_set_err(err, t, "expected a table");
+		return TB_EINVAL;
+	}
+	if ((rc = tb_conf_need_str(t, "name", &name, err)) < 0 ||
+	    (rc = tb_conf_need_str(t, "proto", &proto, err)) < 0 ||
+	    (rc = tb_conf_need_str(t, "endpoint", &endpoint, err)) < 0 ||
+	    (rc = tb_conf_need_str(t, "router", &router, err)) < 0)
+		return rc;
+	/* rog's user/pw on a socks5 or http listener are parsed and unused. */
+	tb_conf_get(t, "user");
+	tb_conf_get(t, "pw");
+	for (l = gw->listeners; l; l = l->next) {
+		if (strcmp(l->name, name) == 0) {
+			tb_conf_set_err(err, tb_conf_get(t, "name"), "duplicate listener name '%s'", name);
+			return TB_EINVAL;
+		}
+	}
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return TB_ENOMEM;
+	l->gw = gw;
+	l->next = gw->listeners;
+	gw->listeners = l;
+	if (!(l->name = strdup(name)) || !(l->router = strdup(router)))
+		return TB_ENOMEM;
+	if (parse_listener_proto(proto, &l->proto) < 0) {
+		tb_conf_set_err(err, tb_conf_get(t, "proto"), "unknown or not compiled-in listener proto '%s'",
+				proto);
+		return TB_EINVAL;
+	}
+	if (tb_addr_parse(endpoint, &l->bind, false) < 0) {
+		tb_conf_set_err(err, tb_conf_get(t, "endpoint"), "expected ip:port, got '%s'", endpoint);
+		return TB_EINVAL;
+	}
+	return load_auth(l, t, err);
+}
+
+static int load_connector(tb_gw_t *gw, const tb_conf_val_t *t, tb_conf_err_t *err)
+{
+	const char *name, *proto;
+	tb_connector_t *c, **grown;
+	int rc;
+
+	if (t->type != TB_CONF_TABLE) {
+		tb_conf_set_err(err, t, "expected a table");
+		return TB_EINVAL;
+	}
+	if ((rc = tb_conf_need_str(t, "name", &name, err)) < 0 ||
+	    (rc = tb_conf_need_str(t, "proto", &proto, err)) < 0)
+		return rc;
+	if (gw_connector(gw, name)) {
+		tb_conf_set_err(err, tb_conf_get(t, "name"), "duplicate connector name '%s'", name);
+		return TB_EINVAL;
+	}
+	rc = tb_connector_new(&gw->env, name, proto, t, &c, err);
+	if (rc == TB_ENOENT) {
+		tb_conf_set_err(err, tb_conf_get(t, "proto"), "unknown or not compiled-in connector proto '%s'",
+				proto);
+		return TB_EINVAL;
+	}
+	if (rc < 0)
+		return rc;
+	grown = realloc(gw->connectors, (gw->nconnectors + 1) * sizeof(*grown));
+	if (!grown) {
+		tb_connector_free(c);
+		return TB_ENOMEM;
+	}
+	gw->connectors = grown;
+	gw->connectors[gw->nconnectors++] = c;
+	return 0;
+}
+
+static int load_array(tb_gw_t *gw, const tb_conf_t *conf, const char *key, bool required,
+		      int (*fn)(tb_gw_t *, const tb_conf_val_t *, tb_conf_err_t *), tb_conf_err_t *err)
+{
+	tb_conf_val_t *a = tb_conf_get(conf->root, key);
+	int rc;
+
+	if (!a) {
+		if (!required)
+			return 0;
+		tb_conf_set_err(err, conf->root, "missing [[%s]]", key);
+		snprintf(err->key, sizeof(err->key), "%s", key);
+		return TB_EINVAL;
+	}
+	if (a->type != TB_CONF_ARRAY) {
+		tb_conf_set_err(err, a, "expected an array of tables ([[%s]])", key);
+		return TB_EINVAL;
+	}
+	for (tb_conf_val_t *v = a->u.list.first; v; v = v->next)
+		if ((rc = fn(gw, v, err)) < 0)
+			return rc;
+	return 0;
+}
+
+struct check_ctx {
+	const tb_gw_t *gw;
+	tb_conf_err_t *err;
+};
+
+static int check_connector_ref(void *arg, const char *name, const tb_conf_val_t *where)
+{
+	struct check_ctx *cc = arg;
+
+	if (gw_connector(cc->gw, name))
+		return 0;
+	tb_conf_set_err(cc->err, where, "no [[connector]] named '%s'", name);
+	return TB_EINVAL;
+}
+
+/* Every listener's router exists and every router names real connectors. */
+static int check_refs(const tb_gw_t *gw, const tb_routing_t *routing, const tb_conf_t *conf, tb_conf_err_t *err)
+{
+	tb_conf_val_t *ls = tb_conf_get(conf->root, "listener");
+	struct check_ctx cc = {gw, err};
+	int rc;
+
+	for (tb_conf_val_t *v = ls ? ls->u.list.first : NULL; v; v = v->next) {
+		tb_conf_val_t *r = tb_conf_get(v, "router");
+		const tb_router_t *router;
+		if (!r || r->type != TB_CONF_STRING)
+			continue;
+		router = tb_routing_find(routing, r->u.str.s);
+		if (!router) {
+			tb_conf_set_err(err, r, "no [[router]] named '%s'", r->u.str.s);
+			return TB_EINVAL;
+		}
+		if ((rc = tb_router_foreach_connector(router, check_connector_ref, &cc)) < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static void warn_unused(void *arg, const tb_conf_val_t *v, const char *path)
+{
+	const tb_conf_t *conf = arg;
+
+	tb_warn("%s:%d:%d: %s: unknown key, ignored", conf->file ? conf->file : "config", v->line, v->col, path);
+}
+
+static int load_globals(tb_gw_t *gw, const tb_conf_t *conf, tb_conf_err_t *err)
+{
+	const tb_conf_val_t *root = conf->root;
+	const char *sid = NULL, *dns = NULL;
+	uint32_t idle_s = gw->idle_ms / 1000, udp_s = gw->udp_idle_ms / 1000, flows = (uint32_t)gw->max_flows;
+	int rc;
+
+	if ((rc = tb_conf_get_str(root, "server_id", &sid, err)) < 0 && rc != TB_ENOENT)
+		return rc;
+	if (sid)
+		snprintf(gw->server_id, sizeof(gw->server_id), "%s", sid);
+	if ((rc = tb_conf_get_str(root, "dns", &dns, err)) < 0 && rc != TB_ENOENT)
+		return rc;
+	if ((rc = get_u32(root, "connect_timeout_ms", &gw->env.connect_timeout_ms, 3600000, err)) < 0 ||
+	    (rc = get_u32(root, "handshake_timeout_ms", &gw->handshake_ms, 3600000, err)) < 0 ||
+	    (rc = get_u32(root, "idle_timeout_s", &idle_s, 86400 * 7, err)) < 0 ||
+	    (rc = get_u32(root, "udp_idle_timeout_s", &udp_s, 86400, err)) < 0 ||
+	    (rc = get_u32(root, "max_flows", &flows, 1 << 20, err)) < 0)
+		return rc;
+	gw->idle_ms = idle_s * 1000;
+	gw->udp_idle_ms = udp_s * 1000;
+	gw->max_flows = flows;
+	if (tb_conf_get(root, "buffer_size"))
+		tb_info("buffer_size: tunnelbox bounds every queue itself; the rog pool option is ignored");
+	if (tb_conf_get(root, "reverse_server"))
+		tb_warn("reverse_server is rog-only and not supported; ignored");
+	if (ENABLE_DNS_CARES && (rc = tb_dns_new(gw->loop, dns, &gw->dns)) < 0) {
+		tb_conf_set_err(err, tb_conf_get(root, "dns"), "cannot set up the resolver");
+		return rc;
+	}
+	return 0;
+}
+
+static void gw_make_server_id(tb_gw_t *gw)
+{
+	uint8_t u[16];
+
+	/* rog's default: a random UUID v4. */
+	tb_port_random(u, sizeof(u));
+	u[6] = (u[6] & 0x0f) | 0x40;
+	u[8] = (u[8] & 0x3f) | 0x80;
+	snprintf(gw->server_id, sizeof(gw->server_id),
+		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1], u[2],
+		 u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
+}
+
+int tb_gw_new(tb_loop_t *loop, const tb_conf_t *conf, tb_gw_t **out, tb_conf_err_t *err)
+{
+	tb_gw_t *gw = calloc(1, sizeof(*gw));
+	int rc;
+
+	if (!gw)
+		return TB_ENOMEM;
+	gw->loop = loop;
+	gw->env.loop = loop;
+	gw->env.connect_timeout_ms = CONFIG_CONNECT_TIMEOUT_MS;
+	gw->handshake_ms = CONFIG_HANDSHAKE_TIMEOUT_MS;
+	gw->idle_ms = CONFIG_IDLE_TIMEOUT_S * 1000u;
+	gw->udp_idle_ms = CONFIG_UDP_IDLE_TIMEOUT_S * 1000u;
+	gw->max_flows = CONFIG_MAX_FLOWS;
+	gw_make_server_id(gw);
+	memset(err, 0, sizeof(*err));
+	if ((rc = load_globals(gw, conf, err)) < 0)
+		goto fail;
+	gw->env.dns = gw->dns;
+	if ((rc = load_array(gw, conf, "connector", true, load_connector, err)) < 0 ||
+	    (rc = tb_routing_load(conf, &gw->routing, err)) < 0 ||
+	    (rc = load_array(gw, conf, "listener", true, load_listener, err)) < 0 ||
+	    (rc = check_refs(gw, gw->routing, conf, err)) < 0)
+		goto fail;
+	tb_conf_foreach_unused(conf->root, warn_unused, (void *)conf);
+	*out = gw;
+	return 0;
+fail:
+	tb_gw_free(gw);
+	return rc;
+}
+
+int tb_gw_reload(tb_gw_t *gw, const tb_conf_t *conf, tb_conf_err_t *err)
+{
+	tb_routing_t *routing;
+	int rc;
+
+	memset(err, 0, sizeof(*err));
+	if ((rc = tb_routing_load(conf, &routing, err)) < 0)
+		return rc;
+	for (tb_gw_listener_t *l = gw->listeners; l; l = l->next) {
+		if (!tb_routing_find(routing, l->router)) {
+			snprintf(err->msg, sizeof(err->msg), "listener '%s' needs router '%s', which is gone",
+				 l->name, l->router);
+			tb_routing_free(routing);
+			return TB_EINVAL;
+		}
+	}
+	if ((rc = check_refs(gw, routing, conf, err)) < 0) {
+		tb_routing_free(routing);
+		return rc;
+	}
+	tb_routing_free(gw->routing);
+	gw->routing = routing;
+	tb_info("reloaded routers and data; %zu flows kept", gw->flows);
+	return 0;
+}
+
+/* ---- listening ---- */
+
+#if ENABLE_GW_MIXED
+/* mixed (rog: htss5): SOCKS5 starts with byte 0x05; anything else is HTTP. */
+typedef struct sniff {
+	tb_gw_listener_t *l;
+	tb_stream_t *s;
+	tb_addr_t peer;
+	tb_timer_t timer;
+} sniff_t;
+
+static void sniff_end(sniff_t *sn, bool close_stream)
+{
+	tb_timer_stop(tb_gw_loop(sn->l), &sn->timer);
+	if (close_stream)
+		tb_stream_close(sn->s);
+	tb_gw_session_release(sn->l);
+	free(sn);
+}
+
+static void sniff_data(void *ctx, tb_stream_t *s, const uint8_t *d, size_t n)
+{
+	sniff_t *sn = ctx;
+	tb_gw_listener_t *l = sn->l;
+	tb_addr_t peer = sn->peer;
+
+	tb_stream_set_handler(s, NULL, NULL);
+	sniff_end(sn, false);
+	if (d[0] == 0x05)
+		tb_socks5_serve(l, s, &peer, d, n);
+	else
+		tb_http_serve(l, s, &peer, d, n);
+}
+
+static void sniff_eof(void *ctx, tb_stream_t *s)
+{
+	sniff_end(ctx, true);
+}
+
+static void sniff_close(void *ctx, tb_stream_t *s, int err)
+{
+	sniff_end(ctx, true);
+}
+
+static void sniff_timeout(tb_loop_t *loop, void *arg)
+{
+	sniff_end(arg, true);
+}
+
+static const tb_stream_handler_t sniff_handler = {sniff_data, NULL, sniff_eof, sniff_close};
+
+static void mixed_serve(tb_gw_listener_t *l, tb_stream_t *s, const tb_addr_t *peer)
+{
+	sniff_t *sn = calloc(1, sizeof(*sn));
+
+	if (!sn) {
+		tb_stream_close(s);
+		return;
+	}
+	sn->l = l;
+	sn->s = s;
+	sn->peer = *peer;
+	tb_gw_session_hold(l);
+	tb_timer_init(&sn->timer, sniff_timeout, sn);
+	tb_timer_start(tb_gw_loop(l), &sn->timer, l->gw->handshake_ms);
+	tb_stream_set_handler(s, &sniff_handler, sn);
+}
+#endif
+
+static void on_accept(void *arg, tb_stream_t *s, const tb_addr_t *peer)
+{
+	tb_gw_listener_t *l = arg;
+	tb_gw_t *gw = l->gw;
+
+	if (gw->flows + gw->sessions >= gw->max_flows) {
+		tb_warn("listener %s: %zu flows, the limit; refusing a connection", l->name, gw->flows);
+		tb_stream_close(s);
+		return;
+	}
+	switch (l->proto) {
+#if ENABLE_GW_SOCKS5
+	case LP_SOCKS5:
+		tb_socks5_serve(l, s, peer, NULL, 0);
+		break;
+#endif
+#if ENABLE_GW_HTTP
+	case LP_HTTP:
+		tb_http_serve(l, s, peer, NULL, 0);
+		break;
+#endif
+#if ENABLE_GW_MIXED
+	case LP_MIXED:
+		mixed_serve(l, s, peer);
+		break;
+#endif
+	default:
+		tb_stream_close(s);
+	}
+}
+
+static const char *proto_name(enum lproto p)
+{
+	return p == LP_SOCKS5 ? "socks5" : p == LP_HTTP ? "http" : "mixed";
+}
+
+int tb_gw_start(tb_gw_t *gw)
+{
+	char buf[TB_ADDR_STRLEN];
+	int rc;
+
+	for (tb_gw_listener_t *l = gw->listeners; l; l = l->next) {
+		tb_tcp_listen_opts_t o = {0};
+		rc = tb_tcp_listen(gw->loop, &l->bind, &o, on_accept, l, &l->tcp);
+		if (rc < 0) {
+			tb_err("listener %s: cannot listen on %s: %s", l->name, tb_addr_str(&l->bind, buf, sizeof(buf)),
+			       tb_strerror(rc));
+			return rc;
+		}
+		tb_tcp_listener_addr(l->tcp, &l->bind);
+		tb_info("listener %s (%s) on %s, router %s%s", l->name, proto_name(l->proto),
+			tb_addr_str(&l->bind, buf, sizeof(buf)), l->router, l->auth.user ? ", with auth" : "");
+	}
+	return 0;
+}
+
+/* ---- drain and teardown ---- */
+
+static void drain_finish(tb_gw_t *gw)
+{
+	void (*done)(void *) = gw->drain_done;
+
+	if (!done)
+		return;
+	gw->drain_done = NULL;
+	tb_timer_stop(gw->loop, &gw->drain_timer);
+	tb_defer_cancel(gw->loop, &gw->drain_check);
+	done(gw->drain_arg);
+}
+
+static void drain_maybe(tb_gw_t *gw)
+{
+	if (gw->draining && gw->flows == 0 && gw->sessions == 0)
+		tb_defer(gw->loop, &gw->drain_check);
+}
+
+static void drain_check_cb(tb_loop_t *loop, void *arg)
+{
+	tb_gw_t *gw = arg;
+
+	if (gw->flows == 0 && gw->sessions == 0)
+		drain_finish(gw);
+}
+
+static void drain_timeout(tb_loop_t *loop, void *arg)
+{
+	tb_gw_t *gw = arg;
+
+	tb_warn("drain timeout: %zu flows and %zu handshakes cut", gw->flows, gw->sessions);
+	drain_finish(gw);
+}
+
+void tb_gw_drain(tb_gw_t *gw, uint32_t drain_ms, void (*done)(void *arg), void *arg)
+{
+	for (tb_gw_listener_t *l = gw->listeners; l; l = l->next) {
+		tb_tcp_listener_close(l->tcp);
+		l->tcp = NULL;
+	}
+	gw->draining = true;
+	gw->drain_done = done;
+	gw->drain_arg = arg;
+	tb_info("stopping: %zu flows to drain (up to %u ms)", gw->flows, drain_ms);
+	tb_timer_init(&gw->drain_timer, drain_timeout, gw);
+	tb_timer_start(gw->loop, &gw->drain_timer, drain_ms);
+	tb_defer_init(&gw->drain_check, drain_check_cb, gw);
+	drain_maybe(gw);
+}
+
+void tb_gw_free(tb_gw_t *gw)
+{
+	tb_gw_listener_t *l, *next;
+
+	if (!gw)
+		return;
+	for (l = gw->listeners; l; l = next) {
+		next = l->next;
+		tb_tcp_listener_close(l->tcp);
+		free(l->name);
+		free(l->router);
+		free(l);
+	}
+	for (size_t i = 0; i < gw->nconnectors; i++)
+		tb_connector_free(gw->connectors[i]);
+	free(gw->connectors);
+	tb_routing_free(gw->routing);
+	if (gw->draining) {
+		tb_timer_stop(gw->loop, &gw->drain_timer);
+		tb_defer_cancel(gw->loop, &gw->drain_check);
+	}
+	if (ENABLE_DNS_CARES)
+		tb_dns_free(gw->dns);
+	free(gw);
+}
+
+size_t tb_gw_flow_count(const tb_gw_t *gw)
+{
+	return gw->flows;
+}
+
+/* ---- services for protocol servers ---- */
+
+tb_loop_t *tb_gw_loop(const tb_gw_listener_t *l)
+{
+	return l->gw->loop;
+}
+
+const char *tb_gw_listener_name(const tb_gw_listener_t *l)
+{
+	return l->name;
+}
+
+const tb_gw_auth_t *tb_gw_listener_auth(const tb_gw_listener_t *l)
+{
+	return &l->auth;
+}
+
+void tb_gw_listener_addr(const tb_gw_listener_t *l, tb_addr_t *out)
+{
+	*out = l->bind;
+}
+
+uint32_t tb_gw_handshake_timeout_ms(const tb_gw_listener_t *l)
+{
+	return l->gw->handshake_ms;
+}
+
+uint32_t tb_gw_udp_idle_ms(const tb_gw_listener_t *l)
+{
+	return l->gw->udp_idle_ms;
+}
+
+const char *tb_gw_server_id(const tb_gw_listener_t *l)
+{
+	return l->gw->server_id;
+}
+
+void tb_gw_session_hold(tb_gw_listener_t *l)
+{
+	l->gw->sessions++;
+}
+
+void tb_gw_session_release(tb_gw_listener_t *l)
+{
+	l->gw->sessions--;
+	drain_maybe(l->gw);
+}
+
+static void open_connected(void *arg, tb_stream_t *s, int err)
+{
+	tb_gw_open_t *o = arg;
+	tb_connector_cb cb = o->cb;
+	void *cbarg = o->arg;
+
+	free(o);
+	cb(cbarg, s, err);
+}
+
+/* Picks the connector (the router is looked up now, so a reload in between
+ * is harmless) and starts it. */
+static int open_select(tb_gw_open_t *o, const tb_addr_t *ips, size_t nips)
+{
+	tb_gw_t *gw = o->l->gw;
+	const tb_router_t *r = tb_routing_find(gw->routing, o->l->router);
+	const char *name = r ? tb_router_select(r, &o->target, ips, nips) : NULL;
+	char buf[TB_HOST_MAX + 8];
+
+	o->conn = name ? gw_connector(gw, name) : NULL;
+	if (!o->conn)
+		return TB_ENOENT;
+	tb_debug("%s: %s -> %s", o->l->name, tb_target_str(&o->target, buf, sizeof(buf)), name);
+	return tb_connector_connect(o->conn, &o->target, open_connected, o, &o->req);
+}
+
+static void open_resolved(void *arg, int err, const tb_addr_t *addrs, size_t n)
+{
+	tb_gw_open_t *o = arg;
+	int rc;
+
+	o->dq = NULL;
+	/* A name that does not resolve is matched by name alone (rog). */
+	rc = open_select(o, err < 0 ? NULL : addrs, err < 0 ? 0 : n);
+	if (rc < 0)
+		open_connected(o, NULL, rc);
+}
+
+int tb_gw_open(tb_gw_listener_t *l, const tb_target_t *t, tb_connector_cb cb, void *arg, tb_gw_open_t **out)
+{
+	tb_gw_t *gw = l->gw;
+	const tb_router_t *r = tb_routing_find(gw->routing, l->router);
+	const char *dns = NULL;
+	tb_gw_open_t *o;
+	int rc;
+
+	if (!r)
+		return TB_ENOENT;
+	o = calloc(1, sizeof(*o));
+	if (!o)
+		return TB_ENOMEM;
+	o->l = l;
+	o->target = *t;
+	o->cb = cb;
+	o->arg = arg;
+	if (gw->dns && tb_router_wants_ips(r, t, &dns))
+		rc = tb_dns_resolve(gw->dns, t->host, 0, open_resolved, o, &o->dq);
+	else
+		rc = open_select(o, NULL, 0);
+	if (rc < 0) {
+		free(o);
+		return rc;
+	}
+	*out = o;
+	return 0;
+}
+
+void tb_gw_open_cancel(tb_gw_open_t *o)
+{
+	if (!o)
+		return;
+	tb_dns_cancel(o->dq);
+	if (o->req)
+		tb_connector_cancel(o->conn, o->req);
+	free(o);
+}
+
+static void flow_done(void *arg, tb_relay_t *r, const tb_relay_stats_t *st)
+{
+	tb_gw_listener_t *l = arg;
+
+	l->gw->flows--;
+	tb_debug("%s: flow ended (%s), %llu bytes up, %llu down", l->name, st->err ? tb_strerror(st->err) : "ok",
+		 (unsigned long long)st->a_to_b, (unsigned long long)st->b_to_a);
+	drain_maybe(l->gw);
+}
+
+int tb_gw_relay(tb_gw_listener_t *l, tb_stream_t *client, tb_stream_t *remote)
+{
+	tb_relay_opts_t o = {.idle_ms = l->gw->idle_ms, .done = flow_done, .arg = l};
+	int rc;
+
+	l->gw->flows++;
+	rc = tb_relay_start(l->gw->loop, client, remote, &o, NULL);
+	if (rc < 0)
+		l->gw->flows--;
+	return rc;
+}
+
+int tb_gw_udp_open(tb_gw_listener_t *l, const tb_target_t *first, tb_dgram_recv_cb cb, void *arg,
+		   tb_dgram_t **out)
+{
+	tb_gw_t *gw = l->gw;
+	const tb_router_t *r = tb_routing_find(gw->routing, l->router);
+	const char *name = r ? tb_router_select(r, first, NULL, 0) : NULL;
+	tb_connector_t *c = name ? gw_connector(gw, name) : NULL;
+
+	if (!c)
+		return TB_ENOENT;
+	return tb_connector_udp_open(c, cb, arg, out);
+}

@@ -1,0 +1,94 @@
+# common.sh: shared helpers for the integration scripts (sourced, bash).
+#
+# Each script prints "ok - what" / "not ok - what" lines; tests/run-tests.sh
+# counts them. Everything a script starts is recorded and killed by PID on
+# exit, and every wait is bounded.
+set -u
+PY=/usr/bin/python3
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+TB=${TB:-${O:-build}/tunnelbox}
+WORK=$(mktemp -d /tmp/tb-it.XXXXXX)
+PIDS=()
+FAILS=0
+
+cleanup() {
+	for p in "${PIDS[@]:-}"; do
+		[ -n "$p" ] && kill "$p" 2>/dev/null
+	done
+	sleep 0.1
+	for p in "${PIDS[@]:-}"; do
+		[ -n "$p" ] && kill -9 "$p" 2>/dev/null
+	done
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+ok() { echo "ok - $*"; }
+notok() { echo "not ok - $*"; FAILS=$((FAILS + 1)); }
+check() { # check "description" command...
+	local d=$1
+	shift
+	if "$@"; then ok "$d"; else notok "$d"; fi
+}
+finish() { [ "$FAILS" -eq 0 ]; exit $?; }
+
+# A free TCP port on 127.0.0.1 (the kernel's pick; then released).
+free_port() {
+	$PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# wait_port PORT [SECONDS]: until something accepts on 127.0.0.1:PORT.
+wait_port() {
+	local port=$1 limit=${2:-5} i
+	for ((i = 0; i < limit * 20; i++)); do
+		if $PY -c "import socket,sys; s=socket.socket(); s.settimeout(0.2); sys.exit(s.connect_ex(('127.0.0.1',$port)))" 2>/dev/null; then
+			return 0
+		fi
+		sleep 0.05
+	done
+	return 1
+}
+
+# start_gateway CONFIG_FILE [extra args]: starts tunnelbox, sets GW_PID.
+start_gateway() {
+	local conf=$1
+	shift
+	"$TB" -c "$conf" "$@" >"$WORK/gw.log" 2>&1 &
+	GW_PID=$!
+	PIDS+=("$GW_PID")
+}
+
+# start_http_server DIR: python's http.server on a free port; sets HTTP_PORT.
+start_http_server() {
+	HTTP_PORT=$(free_port)
+	(cd "$1" && exec $PY -m http.server --bind 127.0.0.1 "$HTTP_PORT" >/dev/null 2>&1) &
+	PIDS+=("$!")
+	wait_port "$HTTP_PORT" 10
+}
+
+# A config with one listener of PROTO on PORT to `direct`.
+simple_config() { # simple_config FILE PROTO PORT [extra listener lines]
+	cat >"$1" <<EOC
+[[listener]]
+name = "in"
+proto = "$2"
+endpoint = "127.0.0.1:$3"
+router = "main"
+${4:-}
+
+[[connector]]
+name = "direct"
+proto = "direct"
+
+[[connector]]
+name = "deny"
+proto = "block"
+
+[[router]]
+name = "main"
+default = "direct"
+EOC
+}
+
+fd_count() { ls /proc/"$1"/fd 2>/dev/null | wc -l; }
+sha() { sha256sum "$1" | cut -d' ' -f1; }

@@ -1,33 +1,16 @@
-# tunnelbox: hand-written GNU Makefile, out of tree into $(O).
-#
-#   make [BOARD=name] [O=dir] [V=1] [SAN=1] [WERROR=1]
-#   make <board>_defconfig | menuconfig | olddefconfig | savedefconfig
-#   make run | test | test-unit | test-integration | bench | fuzz | fuzz-smoke | size | deps | clean
+# tunnelbox: hand-written GNU Makefile, out of tree into $(O). `make help` lists the targets.
 #
 # The board comes from BOARD= on the command line (output then defaults to
 # build/<board>), else from CONFIG_BOARD in $(O)/.config, else "linux".
 # A missing .config is made from board/<board>/defconfig; a hand-edited
-# .config is normalised by olddefconfig on the next make.
+# .config is normalised by olddefconfig on the next make, which regenerates
+# config.h and rebuilds what depends on it.
 
 .DEFAULT_GOAL := all
 SHELL := /bin/bash
+MAKEFLAGS += -r --no-print-directory
 PY := /usr/bin/python3
 VERSION := 0.1.0
-
-ifeq ($(origin BOARD),command line)
-  O ?= build/$(BOARD)
-else ifeq ($(SAN),1)
-  O ?= build/san
-else
-  O ?= build
-endif
-DOTCONFIG := $(O)/.config
-ifneq ($(origin BOARD),command line)
-  BOARD := $(or $(shell sed -n 's/^CONFIG_BOARD="\(.*\)"/\1/p' $(DOTCONFIG) 2>/dev/null),linux)
-endif
-ifeq ($(wildcard board/$(BOARD)/board.mk),)
-  $(error unknown board '$(BOARD)': see board/)
-endif
 
 ifeq ($(V),1)
   Q :=
@@ -37,18 +20,62 @@ else
   say = @printf '  %-8s %s\n' $(1) $(2);
 endif
 
-# Board defaults, overridden by board.mk.
+# ---- goal classes ----
+# Config goals work on .config and must not read it first; wrapped goals run
+# `make deps` first and then do their work in a sub-make (so that a fresh
+# machine gets kconfiglib and the libraries before anything is configured).
+CONFIG_GOALS := menuconfig olddefconfig savedefconfig %_defconfig
+NOCONFIG_GOALS := $(CONFIG_GOALS) deps sysroot clean distclean help randconfig-test
+WRAPPED_GOALS := test test-unit test-integration run fuzz fuzz-smoke bench
+
+ifneq ($(and $(filter $(NOCONFIG_GOALS) $(WRAPPED_GOALS),$(MAKECMDGOALS)),$(word 2,$(MAKECMDGOALS))),)
+# Several goals, some of them special (`make clean all`, `make tiny_defconfig size`):
+# run them one after the other, each in its own make.
+$(MAKECMDGOALS): __sequential
+	@:
+__sequential:
+	$(Q)set -e; for g in $(MAKECMDGOALS); do $(MAKE) $$g; done
+.PHONY: $(MAKECMDGOALS) __sequential
+else
+
+# ---- board and output directory ----
+ifeq ($(origin BOARD),command line)
+  O ?= build/$(BOARD)$(if $(filter 1,$(SAN)),-san)
+else
+  O ?= build$(if $(filter 1,$(SAN)),/san)
+endif
+DOTCONFIG := $(O)/.config
+CONFIGURED_BOARD := $(shell sed -n 's/^CONFIG_BOARD="\(.*\)"/\1/p' $(DOTCONFIG) 2>/dev/null)
+ifneq ($(origin BOARD),command line)
+  BOARD := $(or $(CONFIGURED_BOARD),linux)
+else ifneq ($(filter-out $(BOARD),$(CONFIGURED_BOARD)),)
+  ifeq ($(filter $(CONFIG_GOALS),$(MAKECMDGOALS)),)
+    $(warning $(O)/.config is for board '$(CONFIGURED_BOARD)', not '$(BOARD)': run `make O=$(O) $(BOARD)_defconfig` or pick another O=)
+  endif
+endif
+ifeq ($(wildcard board/$(BOARD)/board.mk),)
+  $(error unknown board '$(BOARD)': see board/)
+endif
+
+# Board defaults, overridden by board.mk. A cross board sets SYSROOT_ARCH and
+# SYSROOT_PKGS: those Debian packages are unpacked into $(SYSROOT).
 CROSS_COMPILE :=
 OPT := -O2
+BOARD_CPPFLAGS :=
 BOARD_CFLAGS :=
 BOARD_LDFLAGS :=
+BOARD_LDLIBS :=
 QEMU :=
 DEB_PKGS :=
+SYSROOT := $(abspath $(O))/sysroot
+SYSROOT_ARCH :=
+SYSROOT_PKGS :=
 include board/$(BOARD)/board.mk
 CC := $(CROSS_COMPILE)gcc
 AR := $(CROSS_COMPILE)ar
 STRIP := $(CROSS_COMPILE)strip
 SIZE := $(CROSS_COMPILE)size
+SYSROOT_STAMP := $(if $(SYSROOT_ARCH),$(SYSROOT)/.tb-sysroot)
 
 # ---- Kconfig ----
 KCONFIG := kconfig/Kconfig
@@ -56,7 +83,6 @@ KCONFIG_FILES := $(KCONFIG) $(wildcard kconfig/*.kconfig)
 GEN := $(O)/include/generated
 AUTOCONF := $(O)/include/config/auto.conf
 KCONF_ENV := KCONFIG_CONFIG=$(DOTCONFIG) srctree=$(CURDIR)
-CONFIG_GOALS := menuconfig olddefconfig savedefconfig %_defconfig deps clean distclean help
 
 $(DOTCONFIG):
 	@mkdir -p $(O)
@@ -64,8 +90,11 @@ $(DOTCONFIG):
 	$(Q)cp board/$(BOARD)/defconfig $@
 	$(Q)$(KCONF_ENV) $(PY) -m olddefconfig $(KCONFIG) >/dev/null
 
+# olddefconfig rewrites .config, so both outputs are touched afterwards to
+# stay newer than it; genconfig.py itself leaves unchanged files alone.
 $(GEN)/config.h $(AUTOCONF) &: $(DOTCONFIG) $(KCONFIG_FILES) kconfig/genconfig.py
 	@mkdir -p $(GEN) $(dir $(AUTOCONF))
+	$(call say,GEN,$(GEN)/config.h)
 	$(Q)$(KCONF_ENV) $(PY) -m olddefconfig $(KCONFIG) >/dev/null
 	$(Q)$(PY) kconfig/genconfig.py $(KCONFIG) $(DOTCONFIG) $(GEN)/config.h $(AUTOCONF)
 	@touch $(GEN)/config.h $(AUTOCONF)
@@ -83,10 +112,10 @@ olddefconfig: | $(DOTCONFIG)
 	$(Q)$(KCONF_ENV) $(PY) -m olddefconfig $(KCONFIG)
 
 savedefconfig: | $(DOTCONFIG)
-	$(Q)$(KCONF_ENV) $(PY) -m savedefconfig --kconfig $(KCONFIG) --out $(O)/defconfig
+	$(Q)$(KCONF_ENV) $(PY) -m savedefconfig --kconfig $(KCONFIG) --out $(O)/defconfig >/dev/null
 	@echo "  wrote $(O)/defconfig (copy it to board/$(BOARD)/defconfig to keep it)"
 
-ifeq ($(filter $(CONFIG_GOALS),$(MAKECMDGOALS)),)
+ifeq ($(filter $(NOCONFIG_GOALS) $(WRAPPED_GOALS),$(MAKECMDGOALS)),)
   -include $(AUTOCONF)
 endif
 
@@ -126,17 +155,22 @@ LDFLAGS := $(SANFLAGS) -Wl,--gc-sections -Wl,--as-needed $(BOARD_LDFLAGS) $(EXTR
 LDLIBS := $(LIBS-y) $(BOARD_LDLIBS)
 
 # Bootstrap aid while modules land: missing sources are skipped with a note.
+SRCS_ALL := $(SRCS-y)
 SRCS_MISSING := $(filter-out $(wildcard $(SRCS-y)),$(SRCS-y))
 ifneq ($(SRCS_MISSING),)
-  $(info note: not yet written: $(SRCS_MISSING))
+  ifeq ($(filter $(NOCONFIG_GOALS) $(WRAPPED_GOALS),$(MAKECMDGOALS)),)
+    $(info note: not yet written: $(SRCS_MISSING))
+  endif
   SRCS-y := $(filter-out $(SRCS_MISSING),$(SRCS-y))
 endif
 OBJS := $(patsubst %.c,$(O)/obj/%.o,$(SRCS-y))
 MAIN_OBJ := $(O)/obj/src/main.o
 LIB := $(O)/libtb.a
 BIN := $(O)/tunnelbox
+# While sources are missing the binary cannot link: build the library only.
+BIN_IF_WRITTEN := $(if $(SRCS_MISSING),,$(if $(wildcard src/main.c),$(BIN)))
 
-$(O)/obj/%.o: %.c $(GEN)/config.h
+$(O)/obj/%.o: %.c $(GEN)/config.h | $(SYSROOT_STAMP)
 	@mkdir -p $(dir $@)
 	$(call say,CC,$<)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
@@ -149,61 +183,193 @@ $(BIN): $(MAIN_OBJ) $(LIB)
 	$(call say,LD,$@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(MAIN_OBJ) $(LIB) $(LDLIBS)
 
-all: $(BIN)
+all: $(LIB) $(BIN_IF_WRITTEN)
+lib: $(LIB)
 
-# ---- unit tests: tests/unit/test_<m>.c is built when src/<m>.c is in ----
+ifneq ($(SYSROOT_STAMP),)
+$(SYSROOT_STAMP): board/$(BOARD)/board.mk board/mksysroot.sh
+	$(Q)board/mksysroot.sh $(SYSROOT_ARCH) $(SYSROOT) $(SYSROOT_PKGS)
+endif
+
+sysroot: $(SYSROOT_STAMP)
+
+# ---- unit tests ----
+# tests/unit/test_<m>.c is built when src/<m>.c (or port/posix/<m>.c) is
+# selected; a test named after no source file (test_bytes.c) always is.
 UNIT_ALL := $(wildcard tests/unit/test_*.c)
-unit_wanted = $(if $(wildcard src/$(1).c),$(filter src/$(1).c,$(SRCS-y)),yes)
+unit_src = $(wildcard src/$(1).c port/posix/$(1).c)
+unit_wanted = $(if $(call unit_src,$(1)),$(filter $(call unit_src,$(1)),$(SRCS-y)),$(if $(filter %/$(1).c,$(SRCS_ALL)),,yes))
 UNIT_SRCS := $(foreach t,$(UNIT_ALL),$(if $(call unit_wanted,$(patsubst tests/unit/test_%.c,%,$(t))),$(t)))
 UNIT_BINS := $(patsubst tests/unit/%.c,$(O)/tests/%,$(UNIT_SRCS))
-TEST_CPPFLAGS := $(CPPFLAGS) -DTB_VECTORS='"$(CURDIR)/tests/vectors"' $(CMOCKA_CPPFLAGS)
+TEST_CPPFLAGS := $(CPPFLAGS) -DTB_VECTORS='"$(CURDIR)/tests/vectors"' -DTB_SRCDIR='"$(CURDIR)"'
 
-$(O)/tests/%: tests/unit/%.c $(LIB) $(GEN)/config.h
+$(O)/tests/%: tests/unit/%.c $(LIB) $(GEN)/config.h | $(SYSROOT_STAMP)
 	@mkdir -p $(dir $@)
 	$(call say,CC,$<)
-	$(Q)$(CC) $(TEST_CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) $(CMOCKA_LDLIBS) -lcmocka
+	$(Q)$(CC) $(TEST_CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) -lcmocka
 
-test-build: $(BIN) $(UNIT_BINS)
+test-build: $(BIN_IF_WRITTEN) $(UNIT_BINS)
 
-test-unit: deps test-build
-	$(Q)O=$(O) QEMU="$(QEMU)" tests/run-tests.sh unit $(UNIT_BINS)
+# Sanitizer reports from tests go to files that the runner collects.
+ifeq ($(SAN),1)
+  export ASAN_OPTIONS ?= detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1
+  export UBSAN_OPTIONS ?= print_stacktrace=1
+endif
+RUN_TESTS := O=$(abspath $(O)) TB=$(abspath $(BIN)) QEMU="$(QEMU)" tests/run-tests.sh
 
-test-integration: deps test-build
-	$(Q)O=$(O) tests/run-tests.sh integration
+# ---- wrapped goals: deps first, then the work in a sub-make ----
+$(WRAPPED_GOALS): deps
+	$(Q)$(MAKE) O=$(O) _$@
 
-test: deps test-build
-	$(Q)O=$(O) QEMU="$(QEMU)" tests/run-tests.sh all $(UNIT_BINS)
+_test-unit: test-build
+	$(Q)$(RUN_TESTS) unit $(UNIT_BINS)
 
-run: deps $(BIN)
-	$(Q)exec $(BIN) $(RUN_ARGS)
+_test-integration: $(BIN)
+ifneq ($(QEMU),)
+	@echo "integration tests run on host boards only (this board runs under $(firstword $(QEMU)))"
+else
+	$(Q)$(RUN_TESTS) integration
+endif
 
-size: $(BIN)
-	$(Q)$(SIZE) $(OBJS) $(MAIN_OBJ) | sed 's|$(O)/obj/||'
-	$(Q)$(STRIP) -o $(BIN).stripped $(BIN) && \
-	  printf 'stripped %s: %d bytes\n' $(BIN) $$(stat -c %s $(BIN).stripped)
+_test: test-build
+ifneq ($(QEMU),)
+	@echo "note: $(BOARD) runs unit tests only (under $(firstword $(QEMU)))"
+	$(Q)$(RUN_TESTS) unit $(UNIT_BINS)
+else
+	$(Q)$(RUN_TESTS) all $(UNIT_BINS)
+endif
 
-# ---- Debian packages the board needs ----
-DEB_PKGS += python3-kconfiglib libcmocka-dev curl
+_run: $(BIN)
+	$(Q)exec $(QEMU) $(BIN) $(RUN_ARGS)
+
+_bench: $(BIN)
+	$(Q)if [ -f tests/bench/run.sh ]; then \
+	  O=$(abspath $(O)) TB=$(abspath $(BIN)) bash tests/bench/run.sh; \
+	else echo "tests/bench/run.sh not written yet: nothing to benchmark"; fi
+
+# ---- fuzzing (host boards): libFuzzer targets tests/fuzz/fuzz_<name>.c ----
+# The library is rebuilt with clang and the sanitizers into $(O)/fuzz/lib;
+# the linker takes from it only what each target needs.
+FUZZ_CC := clang
+FUZZ_SAN := address,undefined
+FUZZ_CFLAGS := -std=gnu11 -O1 -g $(WARN) -fno-omit-frame-pointer -fno-sanitize-recover=undefined \
+	-DTB_FUZZ_CODEC_ONLY -MMD -MP $(EXTRA_CFLAGS)
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(O)/fuzz/%,$(FUZZ_SRCS))
+FUZZ_OBJS := $(patsubst %.c,$(O)/fuzz/lib/%.o,$(SRCS-y))
+FUZZ_LIB := $(O)/fuzz/lib/libtb.a
+FUZZ_SECONDS ?= 5
+
+$(O)/fuzz/lib/%.o: %.c $(GEN)/config.h
+	@mkdir -p $(dir $@)
+	$(call say,FUZZCC,$<)
+	$(Q)$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,$(FUZZ_SAN) -c $< -o $@
+
+$(FUZZ_LIB): $(FUZZ_OBJS)
+	$(call say,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(O)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB) $(GEN)/config.h
+	$(call say,FUZZLD,$@)
+	$(Q)$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer,$(FUZZ_SAN) -o $@ $< $(FUZZ_LIB) $(LDLIBS)
+
+# Every target is tried; those that fail to compile or link are named at the end.
+_fuzz: $(FUZZ_LIB)
+ifneq ($(CROSS_COMPILE),)
+	$(error fuzzing runs on host boards only)
+endif
+	$(Q)bad=; for b in $(FUZZ_BINS); do \
+	  $(MAKE) O=$(O) $$b || bad="$$bad $${b##*/}"; \
+	done; \
+	if [ -z "$(FUZZ_BINS)" ]; then echo "no fuzz targets in tests/fuzz/"; fi; \
+	if [ -n "$$bad" ]; then echo "fuzz: these targets did not build (a module missing?):$$bad"; exit 1; fi
+
+_fuzz-smoke: _fuzz
+	$(Q)O=$(abspath $(O)) FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz-smoke.sh $(FUZZ_BINS)
+
+# ---- Kconfig random-config matrix ----
+RANDCONFIG_N ?= 5
+RANDCONFIG_SEED ?= $(shell date +%s)
+RANDCONFIG_O := build/randconfig
+randconfig-test: deps
+	$(Q)bad=; for i in $$(seq 1 $(RANDCONFIG_N)); do \
+	  seed=$$(( $(RANDCONFIG_SEED) + i )); d=$(RANDCONFIG_O)/$$i; mkdir -p $$d; \
+	  $(PY) kconfig/randconfig.py --seed $$seed --base board/linux/defconfig $(KCONFIG) $$d/.config || exit 1; \
+	  if $(MAKE) O=$$d all >$$d/build.log 2>&1; then echo "  ok      randconfig seed $$seed"; \
+	  else echo "  FAIL    randconfig seed $$seed (reproduce: make randconfig-test RANDCONFIG_N=1 RANDCONFIG_SEED=$$((seed - 1)))"; \
+	    grep -E 'error|warning' $$d/build.log | head -20 | sed 's/^/    | /'; bad="$$bad $$seed"; fi; \
+	done; \
+	[ -z "$$bad" ] || { echo "randconfig: failing seeds:$$bad"; exit 1; }
+
+# ---- size ----
+size: all
+	$(Q)$(SIZE) -t $(OBJS) $(wildcard $(MAIN_OBJ)) | sed 's|$(O)/obj/||; s|(TOTALS)|total (objects)|'
+	$(Q)if [ -f $(BIN) ]; then $(STRIP) -o $(BIN).stripped $(BIN) && \
+	  $(SIZE) $(BIN).stripped | sed 1d | sed 's|$(O)/||; s/$$/  (linked)/' && \
+	  printf 'stripped %s: %d bytes\n' $(BIN) $$(stat -c %s $(BIN).stripped); fi
+
+# ---- Debian packages this board needs ----
+# Build, test and fuzz tools for every board; board.mk adds its own.
+DEB_PKGS += make gcc libc6-dev python3 python3-kconfiglib libcmocka-dev \
+	curl socat iproute2 procps clang libclang-rt-14-dev
 deps:
-	@missing=""; for p in $(sort $(DEB_PKGS)); do \
-	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
+	$(Q)installed=" $$(dpkg-query -W -f='$${db:Status-Abbrev}$${Package} ' $(DEB_PKGS) 2>/dev/null)"; \
+	missing=; for p in $(sort $(DEB_PKGS)); do \
+	  case "$$installed" in *" ii $$p "*) ;; *) missing="$$missing $$p" ;; esac; \
 	done; \
 	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" != 0 ]; then echo "missing packages; run: sudo apt-get install$$missing"; exit 1; fi; \
+	  if [ "$$(id -u)" != 0 ]; then \
+	    echo "missing Debian packages; run:"; \
+	    echo "  sudo apt-get update && sudo apt-get install -y$$missing"; exit 1; \
+	  fi; \
 	  echo "  DEPS    $$missing"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq$$missing >/dev/null || exit 1; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq >/dev/null && \
+	  apt-get install -y -qq --no-install-recommends$$missing >/dev/null || \
+	  { echo "apt-get install$$missing failed"; exit 1; }; \
 	fi
+ifneq ($(SYSROOT_ARCH),)
+	$(Q)board/mksysroot.sh $(SYSROOT_ARCH) $(SYSROOT) $(SYSROOT_PKGS)
+endif
 
+# ---- housekeeping ----
 clean:
-	rm -rf $(O)/obj $(O)/tests $(O)/libtb.a $(BIN) $(BIN).stripped
+	rm -rf $(O)/obj $(O)/tests $(O)/fuzz $(O)/test-logs $(O)/libtb.a $(BIN) $(BIN).stripped
 
 distclean:
 	rm -rf build
 
+define HELP
+Build (output in O=$(O), board $(BOARD)):
+  make [all]              build $(O)/tunnelbox
+  make lib                only the library objects and $(O)/libtb.a
+  make size               text/data/bss per object and the stripped binary size
+  make run [RUN_ARGS=..]  deps + build + start the gateway (embedded loopback config)
+  make clean | distclean  remove this build's outputs | all of build/
+Configuration (Kconfig; .config is in $(O)):
+  make <board>_defconfig  start from board/<board>/defconfig ($(patsubst board/%/defconfig,%,$(wildcard board/*/defconfig)))
+  make menuconfig         edit the configuration; `make olddefconfig` normalises a hand edit
+  make savedefconfig      write the minimal $(O)/defconfig
+  make randconfig-test    build RANDCONFIG_N (5) random configurations (RANDCONFIG_SEED=...)
+Tests (each ends with the line "N passed, N failed"):
+  make test               deps, build, unit and integration tests
+  make test-unit | test-integration
+  make SAN=1 test         the same with ASan+UBSan, into build/san
+  make BOARD=qemu-s390x test-unit    big-endian cross build, unit tests under qemu-user
+  make fuzz | fuzz-smoke  libFuzzer targets in $(O)/fuzz | run each for FUZZ_SECONDS (5)
+  make bench              tests/bench/run.sh (ratios, not gates)
+  make deps               install the Debian packages (and cross sysroot) the board needs
+Options: BOARD=name O=dir V=1 (full commands) WERROR=1 (also when CI=true) SAN=1
+  EXTRA_CFLAGS=.. EXTRA_LDFLAGS=..; test runner: TESTS=word VERBOSE=1 UNIT_TIMEOUT=s INTEG_TIMEOUT=s
+endef
+export HELP
 help:
-	@sed -n '2,10p' Makefile | sed 's/^# \{0,1\}//'
+	@echo "$$HELP"
 
-.PHONY: all run test test-build test-unit test-integration size deps clean distclean help \
-	menuconfig olddefconfig savedefconfig
+.PHONY: all lib run test test-build test-unit test-integration size deps sysroot clean distclean help \
+	menuconfig olddefconfig savedefconfig fuzz fuzz-smoke bench randconfig-test \
+	_test _test-unit _test-integration _run _bench _fuzz _fuzz-smoke
 
--include $(OBJS:.o=.d) $(MAIN_OBJ:.o=.d)
+-include $(OBJS:.o=.d) $(MAIN_OBJ:.o=.d) $(UNIT_BINS:=.d) $(FUZZ_OBJS:.o=.d) $(FUZZ_BINS:=.d)
+
+endif # not sequential

@@ -17,6 +17,7 @@ struct fd_slot {
 	unsigned mask; /* events watched, as the backend knows them */
 	tb_fd_cb cb;   /* NULL: not registered */
 	void *arg;
+	uint32_t batch; /* loop->batch when registered */
 };
 
 /* The arming sequence lives in the heap entry, not in tb_timer_t: equal
@@ -34,11 +35,12 @@ struct tb_loop {
 	size_t heap_len, heap_cap;
 	uint64_t seq;
 	tb_defer_t *defer_head, *defer_tail; /* for the next turn */
-	tb_defer_t *running;                 /* what is left of this turn's */
+	tb_defer_t *running;		     /* what is left of this turn's */
 	tb_defer_cb before_sleep;
 	void *before_sleep_arg;
 	uint64_t now;
 	bool now_stale; /* the poll may have slept: refresh before dispatching */
+	uint32_t batch; /* counts dispatched batches of fd events */
 	bool stop;
 };
 
@@ -149,6 +151,8 @@ int tb_loop_add_fd(tb_loop_t *loop, int fd, unsigned mask, tb_fd_cb cb, void *ar
 	rc = fd_watch(loop, fd, loop->fds[fd].mask | mask);
 	if (rc)
 		return rc;
+	if (!loop->fds[fd].cb)
+		loop->fds[fd].batch = loop->batch;
 	loop->fds[fd].cb = cb;
 	loop->fds[fd].arg = arg;
 	return 0;
@@ -192,11 +196,16 @@ static void fd_fire(void *ctx, int fd, unsigned ev)
 	tb_loop_t *loop = ctx;
 	struct fd_slot *s;
 
-	if (loop->now_stale)
+	if (loop->now_stale) { /* first event of this batch */
 		tb_loop_update_now(loop);
-	/* An earlier callback of this batch may have dropped this fd. */
+		loop->batch++;
+	}
+	/* An earlier callback of this batch may have dropped this fd, or
+	 * closed it and registered a new one under the same number: the event
+	 * was for the old file (a spurious WRITE would fake a connect). The
+	 * backends are level-triggered, so a real event comes back next turn. */
 	s = fd_slot(loop, fd);
-	if (!s || !s->mask)
+	if (!s || !s->mask || s->batch == loop->batch)
 		return;
 	/* An error is seen by reading or writing: hand over what is watched. */
 	if (ev & TB_EV_ERROR)

@@ -42,8 +42,8 @@ int tb_poll_set(tb_poll_t *p, int fd, unsigned old_mask, unsigned new_mask)
 
 	if (new_mask == 0) {
 		/* An fd closed already has left the set: nothing to undo. */
-		if (old_mask && epoll_ctl(p->epfd, EPOLL_CTL_DEL, fd, &e) < 0 &&
-		    errno != EBADF && errno != ENOENT)
+		if (old_mask && epoll_ctl(p->epfd, EPOLL_CTL_DEL, fd, &e) < 0 && errno != EBADF &&
+		    errno != ENOENT)
 			return tb_err_from_errno(errno);
 		return 0;
 	}

@@ -63,8 +63,7 @@ static int reserve(tb_poll_t *p, int fd)
 
 int tb_poll_set(tb_poll_t *p, int fd, unsigned old_mask, unsigned new_mask)
 {
-	short events = (short)((new_mask & TB_EV_READ ? POLLIN : 0) |
-			       (new_mask & TB_EV_WRITE ? POLLOUT : 0));
+	short events = (short)((new_mask & TB_EV_READ ? POLLIN : 0) | (new_mask & TB_EV_WRITE ? POLLOUT : 0));
 	size_t i;
 	int rc;
 

@@ -65,6 +65,7 @@ static void test_parse_v6(void **state)
 
 static void test_parse_bad(void **state)
 {
+	/* clang-format off */
 	static const char *const bad[] = {
 		"", ":", ":80", "1.2.3.4:", "1.2.3.4:65536", "1.2.3.4:99999", "1.2.3.4:-1",
 		"1.2.3.4:+80", "1.2.3.4: 80", "1.2.3.4:80 ", " 1.2.3.4:80", "1.2.3.4:8a",
@@ -73,6 +74,7 @@ static void test_parse_bad(void **state)
 		"[1.2.3.4]:80", "[::1]:65536", "[]:80", "[:::]:80", "[::1%eth0]:80",
 		"[::1]:80x", "[[::1]]:80", "01.2.3.4:80", "1.2.3.4/24",
 	};
+	/* clang-format on */
 	tb_addr_t a = {.family = 99, .port = 7};
 	size_t i;
 
@@ -265,6 +267,7 @@ static void test_target_from_addr(void **state)
 
 int main(void)
 {
+	/* clang-format off */
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_v4),
 		cmocka_unit_test(test_parse_v6),
@@ -276,6 +279,7 @@ int main(void)
 		cmocka_unit_test(test_target),
 		cmocka_unit_test(test_target_from_addr),
 	};
+	/* clang-format on */
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -74,8 +74,8 @@ static void test_store_bounds(void **state)
 
 static void test_roundtrip(void **state)
 {
-	static const uint64_t v[] = {0, 1, 0x80, 0xff, 0x8000, 0xffff, 0x80000000u,
-				     0xffffffffu, 0x8000000000000000ull, ~0ull};
+	static const uint64_t v[] = {
+		0, 1, 0x80, 0xff, 0x8000, 0xffff, 0x80000000u, 0xffffffffu, 0x8000000000000000ull, ~0ull};
 	uint8_t b[8];
 	size_t i;
 
@@ -166,6 +166,7 @@ static void test_err_from_errno(void **state)
 
 int main(void)
 {
+	/* clang-format off */
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_load_be),
 		cmocka_unit_test(test_load_le),
@@ -176,6 +177,7 @@ int main(void)
 		cmocka_unit_test(test_strerror),
 		cmocka_unit_test(test_err_from_errno),
 	};
+	/* clang-format on */
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

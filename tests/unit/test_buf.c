@@ -246,6 +246,7 @@ static void test_pullup_stream(void **state)
 
 int main(void)
 {
+	/* clang-format off */
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_empty),
 		cmocka_unit_test(test_append_peek_consume),
@@ -255,6 +256,7 @@ int main(void)
 		cmocka_unit_test(test_pullup),
 		cmocka_unit_test(test_pullup_stream),
 	};
+	/* clang-format on */
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

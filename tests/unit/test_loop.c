@@ -13,6 +13,7 @@
 #include "tb/port.h"
 
 #define MAXREC 512
+#define STRESS_N 300 /* timers in the stress test */
 
 /* What the callbacks saw, in order. */
 struct rec {
@@ -25,8 +26,8 @@ struct tmr {
 	tb_timer_t t;
 	struct rec *rec;
 	int id;
-	int rearm;           /* times left to rearm itself */
-	struct tmr *victim;  /* timer to stop (and maybe free) when firing */
+	int rearm;	    /* times left to rearm itself */
+	struct tmr *victim; /* timer to stop (and maybe free) when firing */
 	bool free_victim, free_self;
 };
 
@@ -224,14 +225,13 @@ static void test_timer_free_other_and_self(void **state)
 static void test_timer_heap_stress(void **state)
 {
 	struct rec *r = *state;
-	enum { N = 300 };
-	struct tmr *t = calloc(N, sizeof(*t));
-	int ms[N], expect[N], ne = 0, i, d;
+	struct tmr *t = calloc(STRESS_N, sizeof(*t));
+	int ms[STRESS_N], expect[STRESS_N], ne = 0, i, d;
 	uint32_t rnd = 12345;
 
 	assert_non_null(t);
 	tb_loop_update_now(r->loop);
-	for (i = 0; i < N; i++) {
+	for (i = 0; i < STRESS_N; i++) {
 		rnd = rnd * 1103515245u + 12345u;
 		ms[i] = (int)(rnd >> 16) % 40;
 		t[i].rec = r;
@@ -239,19 +239,19 @@ static void test_timer_heap_stress(void **state)
 		tb_timer_init(&t[i].t, tmr_cb, &t[i]);
 		tb_timer_start(r->loop, &t[i].t, (uint64_t)ms[i]);
 	}
-	for (i = 0; i < N; i += 3)
+	for (i = 0; i < STRESS_N; i += 3)
 		tb_timer_stop(r->loop, &t[i].t);
-	for (i = 1; i < N; i += 7) { /* restart: now last among its deadline */
+	for (i = 1; i < STRESS_N; i += 7) { /* restart: now last among its deadline */
 		ms[i] = (ms[i] + 13) % 40;
 		tb_timer_start(r->loop, &t[i].t, (uint64_t)ms[i]);
 	}
 	/* Expected order: by deadline; ties by last arming (first pass order,
 	 * then the restarted ones, stopped or not, in their restart order). */
 	for (d = 0; d < 40; d++) {
-		for (i = 0; i < N; i++)
+		for (i = 0; i < STRESS_N; i++)
 			if (i % 3 && i % 7 != 1 && ms[i] == d)
 				expect[ne++] = i;
-		for (i = 1; i < N; i += 7)
+		for (i = 1; i < STRESS_N; i += 7)
 			if (ms[i] == d)
 				expect[ne++] = i;
 	}
@@ -338,15 +338,16 @@ static void test_defer_next_turn(void **state)
 	a.cancel = &c.d;  /* cancels one still waiting in this turn's list */
 	tb_defer(r->loop, &a.d);
 	tb_defer(r->loop, &c.d);
-	/* Pending work means the poll must not sleep, whatever the timers say. */
+	/* Pending work means the poll must not sleep, whatever the timers and
+	 * the caller's bound say. */
 	tb_timer_init(&far, NULL, NULL);
 	tb_timer_start(r->loop, &far, 60000);
 	t0 = tb_port_now_ms();
-	assert_int_equal(tb_loop_once(r->loop, -1), 0);
+	assert_int_equal(tb_loop_once(r->loop, 2000), 0);
 	assert_int_equal(r->n, 1);
-	assert_int_equal(tb_loop_once(r->loop, -1), 0);
+	assert_int_equal(tb_loop_once(r->loop, 2000), 0);
 	assert_int_equal(r->n, 2);
-	assert_int_equal(tb_loop_once(r->loop, -1), 0);
+	assert_int_equal(tb_loop_once(r->loop, 2000), 0);
 	assert_int_equal(r->n, 3);
 	assert_true(tb_port_now_ms() - t0 < 1000);
 	assert_int_equal(r->order[0], 1);
@@ -465,6 +466,68 @@ static void test_fd_forget_in_batch(void **state)
 	close(b[1]);
 }
 
+/* Two ready pipes; whichever callback runs first closes the other's read
+ * end and registers a fresh, empty pipe under the same fd number. The old
+ * fd's pending event must not reach the new registration. */
+struct reuse {
+	struct rec *rec;
+	int rd[2], wr[2];
+	int fresh[2];
+	int calls, fresh_calls;
+};
+
+static void fresh_cb(tb_loop_t *loop, int fd, unsigned events, void *arg)
+{
+	struct reuse *u = arg;
+
+	u->fresh_calls++;
+}
+
+static void reuse_cb(tb_loop_t *loop, int fd, unsigned events, void *arg)
+{
+	struct reuse *u = arg;
+	int other = fd == u->rd[0] ? u->rd[1] : u->rd[0];
+
+	if (u->calls++)
+		return;
+	tb_loop_forget_fd(loop, other);
+	close(other);
+	assert_int_equal(pipe(u->fresh), 0);
+	assert_int_equal(u->fresh[0], other); /* POSIX: lowest free number */
+	assert_int_equal(tb_loop_add_fd(loop, u->fresh[0], TB_EV_READ, fresh_cb, u), 0);
+}
+
+static void test_fd_reuse_in_batch(void **state)
+{
+	struct reuse u = {.rec = *state};
+	tb_loop_t *loop = u.rec->loop;
+	int a[2], b[2];
+
+	assert_int_equal(pipe(a), 0);
+	assert_int_equal(pipe(b), 0);
+	u.rd[0] = a[0];
+	u.rd[1] = b[0];
+	assert_int_equal(tb_loop_add_fd(loop, a[0], TB_EV_READ, reuse_cb, &u), 0);
+	assert_int_equal(tb_loop_add_fd(loop, b[0], TB_EV_READ, reuse_cb, &u), 0);
+	assert_int_equal(write(a[1], "x", 1), 1);
+	assert_int_equal(write(b[1], "x", 1), 1);
+	assert_int_equal(tb_loop_once(loop, 1000), 0);
+	assert_int_equal(u.calls, 1);
+	assert_int_equal(u.fresh_calls, 0);
+	/* Once data really arrives, the new registration hears it. */
+	assert_int_equal(write(u.fresh[1], "y", 1), 1);
+	assert_int_equal(tb_loop_once(loop, 1000), 0);
+	assert_int_equal(u.fresh_calls, 1);
+	tb_loop_forget_fd(loop, a[0]);
+	tb_loop_forget_fd(loop, b[0]);
+	tb_loop_forget_fd(loop, u.fresh[0]);
+	close(u.fresh[0] == a[0] ? b[0] : a[0]);
+	close(u.fresh[0]);
+	close(u.fresh[1]);
+	close(a[1]);
+	close(b[1]);
+}
+
 /* A high fd number grows the table. */
 static void test_fd_high(void **state)
 {
@@ -510,7 +573,7 @@ static void test_before_sleep(void **state)
 
 	dfr_init(&b.d, r, 9);
 	tb_loop_set_before_sleep(r->loop, before_sleep, &b);
-	assert_int_equal(tb_loop_once(r->loop, -1), 0);
+	assert_int_equal(tb_loop_once(r->loop, 2000), 0);
 	assert_int_equal(b.calls, 1);
 	assert_int_equal(r->n, 0);
 	assert_int_equal(tb_loop_once(r->loop, 5), 0);
@@ -555,7 +618,7 @@ static void test_stop(void **state)
 	/* A stop from a deferred call ends the run without sleeping on the
 	 * far timer; the loop can then run again. */
 	tb_timer_init(&far, NULL, NULL);
-	tb_timer_start(r->loop, &far, 60000);
+	tb_timer_start(r->loop, &far, 3000); /* a wrong sleep shows, not hangs */
 	tb_defer_init(&d, stop_defer_cb, NULL);
 	tb_defer(r->loop, &d);
 	t0 = tb_port_now_ms();
@@ -582,6 +645,7 @@ static void test_clock(void **state)
 
 int main(void)
 {
+	/* clang-format off */
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_timer_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_timer_equal_deadlines, setup, teardown),
@@ -593,11 +657,13 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_defer_next_turn, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fd_pipe, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fd_forget_in_batch, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fd_reuse_in_batch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fd_high, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_before_sleep, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stop, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_clock, setup, teardown),
 	};
+	/* clang-format on */
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,7 +19,9 @@
 #endif
 
 #define LOG_LINE 1024
-#define SITES 64 /* direct-mapped; a collision evicts the older site */
+/* Direct-mapped; a collision evicts the older site. No table without the
+ * option: it would be RAM spent on every router for nothing. */
+#define SITES (ENABLE_LOG_RATELIMIT ? 32 : 1)
 #define REPEAT_MS 1000
 
 struct log_site {
@@ -29,12 +31,14 @@ struct log_site {
 	int level;
 };
 
+/* The level alone is initialised, so the rest stays in .bss. */
+static int log_level = CONFIG_LOG_LEVEL_DEFAULT;
+
 static struct {
-	int level;
 	bool syslog;
 	char ident[32];
 	struct log_site sites[SITES];
-} logger = {.level = CONFIG_LOG_LEVEL_DEFAULT};
+} logger;
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
@@ -45,9 +49,9 @@ static int clamp_level(int level)
 
 void tb_log_init(int level, bool use_syslog, const char *ident)
 {
-	logger.level = clamp_level(level);
+	log_level = clamp_level(level);
 	logger.syslog = ENABLE_LOG_SYSLOG && use_syslog;
-	if (logger.syslog) {
+	if (ENABLE_LOG_SYSLOG && logger.syslog) {
 		/* openlog keeps the pointer, so keep our own copy of the name. */
 		snprintf(logger.ident, sizeof(logger.ident), "%s", ident ? ident : "tunnelbox");
 		openlog(logger.ident, LOG_PID | LOG_NDELAY, LOG_DAEMON);
@@ -56,12 +60,12 @@ void tb_log_init(int level, bool use_syslog, const char *ident)
 
 void tb_log_set_level(int level)
 {
-	logger.level = clamp_level(level);
+	log_level = clamp_level(level);
 }
 
 int tb_log_level(void)
 {
-	return logger.level;
+	return log_level;
 }
 
 int tb_log_level_parse(const char *name)
@@ -151,7 +155,7 @@ static void emit(int level, const char *msg, unsigned suppressed)
 
 	if (suppressed)
 		snprintf(tail, sizeof(tail), " (%u repeats suppressed)", suppressed);
-	if (logger.syslog) {
+	if (ENABLE_LOG_SYSLOG && logger.syslog) {
 		syslog(prio[level], "%s%s", msg, tail);
 		return;
 	}
@@ -176,7 +180,7 @@ void tb_log_msg(int level, const char *site, const char *fmt, ...)
 	va_list ap;
 
 	level = clamp_level(level);
-	if (level > logger.level)
+	if (level > log_level)
 		return;
 	if (ENABLE_LOG_RATELIMIT && site && !site_allows(level, site, &suppressed))
 		goto out;

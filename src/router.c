@@ -726,7 +726,7 @@ static int load_all_data(load_t *ld)
 
 static void data_free(dataset_t *d)
 {
-	for (size_t i = 0; i < d->nre; i++) {
+	for (size_t i = 0; ENABLE_ROUTER_REGEX && i < d->nre; i++) {
 		regfree(d->re[i]);
 		free(d->re[i]);
 	}
@@ -820,7 +820,7 @@ static int load_rule(const load_t *ld, rule_t *ru, tb_conf_val_t *t)
 
 static void rule_free(rule_t *ru)
 {
-	for (size_t i = 0; i < ru->nex; i++)
+	for (size_t i = 0; ENABLE_ROUTER_REGEX && i < ru->nex; i++)
 		if (ru->ex[i].is_re)
 			regfree(&ru->ex[i].re);
 	free(ru->ex);
@@ -1023,7 +1023,7 @@ static bool match_suffix(const dataset_t *d, const char *host)
 
 static bool match_regex(const dataset_t *d, const char *host)
 {
-	for (size_t i = 0; i < d->nre; i++)
+	for (size_t i = 0; ENABLE_ROUTER_REGEX && i < d->nre; i++)
 		if (regexec(d->re[i], host, 0, NULL, 0) == 0)
 			return true;
 	return false;
@@ -1047,7 +1047,7 @@ static bool excluded(const rule_t *ru, const cand_t *c)
 	for (size_t i = 0; i < ru->nex; i++) {
 		const exclude_t *x = &ru->ex[i];
 
-		if (x->is_re) {
+		if (ENABLE_ROUTER_REGEX && x->is_re) {
 			if (regexec(&x->re, c->text, 0, NULL, 0) == 0)
 				return true;
 		} else if (c->ip && tb_addr_in_prefix(c->ip, &x->addr, x->bits)) {

@@ -185,8 +185,15 @@ static void test_regex(void **state)
 {
 	tb_routing_t *r;
 
-	if (!ENABLE_ROUTER_REGEX)
-		skip();
+	if (!ENABLE_ROUTER_REGEX) {
+		/* Without regex support every non-IP line is an exact host. */
+		r = load(ONE_RULE("regex", "goo+gle\n10.0.0.0/8\n", "[]"));
+		assert_string_equal(sel(r, "goo+gle"), "proxy");
+		assert_string_equal(sel(r, "google"), "direct");
+		assert_string_equal(sel(r, "10.1.1.1"), "proxy");
+		tb_routing_free(r);
+		return;
+	}
 	r = load(ONE_RULE("regex",
 			  "goo+gle\n"
 			  "^ads\\.\n"
@@ -268,24 +275,37 @@ static void test_lan(void **state)
 
 static void test_exclude(void **state)
 {
-	tb_routing_t *r;
-
-	if (!ENABLE_ROUTER_REGEX)
-		skip();
-	r = load(ONE_RULE(
-		"cidr", "10.0.0.0/8\n2001:db8::/32\nskip.example\nkeep.example\n",
-		"[\"10.1.0.0/16\", \"10.2.3.4\", \"^skip\\\\.\", \"^10\\\\.3\\\\.\", \"2001:db8::1\","
-		" \"bad/cidr\", \"10.0.0.0/40\", \"(\"]"));
+	/* Invalid entries (and, without regex support, regexes) are ignored. */
+	tb_routing_t *r =
+		load(ONE_RULE("cidr", "10.0.0.0/8\n2001:db8::/32\nkeep.example\n",
+			      "[\"10.1.0.0/16\", \"10.2.3.4\", \"2001:db8::1\", \"::ffff:10.5.0.0/112\","
+			      " \"bad/cidr\", \"10.0.0.0/40\", \"10.6.0.0/\", \"(\"]"));
 
 	assert_string_equal(sel(r, "10.1.5.5"), "direct"); /* CIDR */
 	assert_string_equal(sel(r, "10.2.3.4"), "direct"); /* exact IP */
 	assert_string_equal(sel(r, "10.2.3.5"), "proxy");
-	assert_string_equal(sel(r, "10.3.0.1"), "direct"); /* regex against the IP's text */
-	assert_string_equal(sel(r, "10.4.0.1"), "proxy");
+	assert_string_equal(sel(r, "10.5.0.1"), "proxy"); /* a v6 exclude never hits v4 */
+	assert_string_equal(sel(r, "10.6.0.1"), "proxy");
 	assert_string_equal(sel(r, "2001:db8::1"), "direct");
 	assert_string_equal(sel(r, "2001:db8::2"), "proxy");
-	assert_string_equal(sel(r, "skip.example"), "direct"); /* regex */
 	assert_string_equal(sel(r, "keep.example"), "proxy");
+	tb_routing_free(r);
+}
+
+static void test_exclude_regex(void **state)
+{
+	tb_routing_t *r;
+
+	if (!ENABLE_ROUTER_REGEX)
+		skip();
+	r = load(ONE_RULE("cidr", "10.0.0.0/8\nskip.example\nkeep.example\n",
+			  "[\"^skip\\\\.\", \"^10\\\\.3\\\\.\"]"));
+
+	assert_string_equal(sel(r, "skip.example"), "direct");
+	assert_string_equal(sel(r, "keep.example"), "proxy");
+	assert_string_equal(sel(r, "10.3.0.1"), "direct"); /* regex against the IP's text */
+	assert_string_equal(sel(r, "10.4.0.1"), "proxy");
+	assert_string_equal(sel(r, "10.10.3.1"), "proxy"); /* anchored by ^ */
 	tb_routing_free(r);
 }
 
@@ -716,6 +736,7 @@ int main(void)
 		cmocka_unit_test(test_domain),
 		cmocka_unit_test(test_lan),
 		cmocka_unit_test(test_exclude),
+		cmocka_unit_test(test_exclude_regex),
 		cmocka_unit_test(test_first_match),
 		cmocka_unit_test(test_missing_and_unusable_sets),
 		cmocka_unit_test(test_domain_to_ip),

@@ -52,11 +52,19 @@ usage() {
 
 # run_bounded SECONDS LOG CMD...: run CMD with stdin from /dev/null and all
 # output in LOG, kill it after SECONDS, then kill anything it left running in
-# its process group (timeout(1) makes one for it). Sets $rc.
+# its process group (timeout(1) makes one for it). Sets $rc, and $san_report
+# to 1 when a sanitizer (in any process the test started, the gateway too)
+# wrote a report: those go to files, appended to LOG afterwards.
 run_bounded() {
-	local secs=$1 log=$2 pid
+	local secs=$1 log=$2 pid sandir f
 	shift 2
-	timeout --kill-after=10 "$secs" "$@" </dev/null >"$log" 2>&1 &
+	sandir=$log.san
+	rm -rf "$sandir"
+	mkdir -p "$sandir"
+	# verify_asan_link_order=0: stdbuf's LD_PRELOAD comes before libasan.
+	ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}log_path=$sandir/asan:verify_asan_link_order=0" \
+		UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}log_path=$sandir/ubsan" \
+		timeout --kill-after=10 "$secs" "$@" </dev/null >"$log" 2>&1 &
 	pid=$!
 	wait "$pid"
 	rc=$?
@@ -66,6 +74,15 @@ run_bounded() {
 		sleep 0.2
 		kill -KILL -- "-$pid" 2>/dev/null
 	fi
+	san_report=0
+	for f in "$sandir"/*; do
+		san_report=1
+		{
+			echo "# sanitizer report ${f##*/}:"
+			cat "$f"
+		} >>"$log"
+	done
+	rm -rf "$sandir"
 	return 0
 }
 
@@ -129,6 +146,10 @@ run_unit() {
 	local bin name log
 	[ $# -gt 0 ] || { echo "${c_hd}== unit tests: none built${c_off}"; return; }
 	echo "${c_hd}== unit tests (${#}${QEMU:+, under ${QEMU%% *}})${c_off}"
+	# Line-buffered stdout, so that a test killed by the timeout still shows
+	# how far it got (stdbuf's preload cannot cross into qemu's guest).
+	local linebuf=()
+	[ -z "$QEMU" ] && command -v stdbuf >/dev/null && linebuf=(stdbuf -oL)
 	mkdir -p "$LOGDIR/unit"
 	for bin in "$@"; do
 		name=$(basename "$bin")
@@ -138,9 +159,12 @@ run_unit() {
 			continue
 		fi
 		# shellcheck disable=SC2086 # QEMU is a command line prefix
-		CMOCKA_MESSAGE_OUTPUT=TAP run_bounded "$UNIT_TIMEOUT" "$log" $QEMU "$bin"
+		CMOCKA_MESSAGE_OUTPUT=TAP run_bounded "$UNIT_TIMEOUT" "$log" "${linebuf[@]}" $QEMU "$bin"
 		parse_tap "$name" "$log"
-		if [ "$rc" -ne 0 ] && [ "$t_fail" -eq 0 ]; then
+		if [ "$san_report" = 1 ]; then
+			fail "$name: sanitizer report"
+			t_fail=1
+		elif [ "$rc" -ne 0 ] && [ "$t_fail" -eq 0 ]; then
 			fail "$name: $(describe_rc "$rc" "$UNIT_TIMEOUT") without reporting a failed test"
 			t_fail=1
 		elif [ "$rc" -eq 0 ] && [ $((t_ok + t_fail + t_skip)) -lt "$t_planned" ]; then
@@ -180,7 +204,10 @@ run_integration() {
 			skip "$name: $(grep -m1 '^#' "$log" | sed 's/^# *//')"
 			continue
 		fi
-		if [ "$rc" -ne 0 ] && [ "$t_fail" -eq 0 ]; then
+		if [ "$san_report" = 1 ]; then
+			fail "$name: sanitizer report from a process it ran"
+			t_fail=1
+		elif [ "$rc" -ne 0 ] && [ "$t_fail" -eq 0 ]; then
 			fail "$name: $(describe_rc "$rc" "$INTEG_TIMEOUT") without a \"not ok\" line"
 			t_fail=1
 		elif [ $((t_ok + t_fail + t_skip)) -eq 0 ]; then

@@ -7,6 +7,7 @@
  * (tb_gw_udp_open). Routers and data can be swapped on SIGHUP: listeners
  * name their router and look it up for every new flow, so a swap never
  * touches a running flow. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,6 +30,7 @@ struct tb_gw_listener {
 	enum lproto proto;
 	tb_addr_t bind;
 	tb_gw_auth_t auth;
+	char *user_buf, *pass_buf;
 	tb_tcp_listener_t *tcp;
 };
 
@@ -104,6 +106,7 @@ static int parse_listener_proto(const char *p, enum lproto *out)
 static int load_auth(tb_gw_listener_t *l, const tb_conf_val_t *t, tb_conf_err_t *err)
 {
 	tb_conf_val_t *a = tb_conf_get(t, "auth");
+	const char *user, *pass;
 	int rc;
 
 	if (!a)
@@ -112,16 +115,18 @@ static int load_auth(tb_gw_listener_t *l, const tb_conf_val_t *t, tb_conf_err_t 
 		tb_conf_set_err(err, a, "expected a table { user = \"...\", pass = \"...\" }");
 		return TB_EINVAL;
 	}
-	if ((rc = tb_conf_need_str(a, "user", &l->auth.user, err)) < 0 ||
-	    (rc = tb_conf_need_str(a, "pass", &l->auth.pass, err)) < 0)
+	if ((rc = tb_conf_need_str(a, "user", &user, err)) < 0 || (rc = tb_conf_need_str(a, "pass", &pass, err)) < 0)
 		return rc;
 	/* RFC 1929: ULEN and PLEN are one byte, at least 1. */
-	size_t ulen = strlen(l->auth.user), plen = strlen(l->auth.pass);
+	size_t ulen = strlen(user), plen = strlen(pass);
 	if (ulen < 1 || ulen > 255 || plen < 1 || plen > 255) {
 		tb_conf_set_err(err, a, "user and pass must be 1 to 255 bytes");
 		return TB_EINVAL;
 	}
-	return 0;
+	/* The listener outlives the parsed configuration: keep copies. */
+	l->auth.user = l->user_buf = strdup(user);
+	l->auth.pass = l->pass_buf = strdup(pass);
+	return l->user_buf && l->pass_buf ? 0 : TB_ENOMEM;
 }
 
 static int load_listener(tb_gw_t *gw, const tb_conf_val_t *t, tb_conf_err_t *err)
@@ -237,7 +242,13 @@ static int check_connector_ref(void *arg, const char *name, const tb_conf_val_t 
 
 	if (gw_connector(cc->gw, name))
 		return 0;
-	tb_conf_set_err(cc->err, where, "no [[connector]] named '%s'", name);
+	/* where is the router's own copy, not a node of the parsed tree, so
+	 * the error is filled by hand rather than by tb_conf_set_err. */
+	memset(cc->err, 0, sizeof(*cc->err));
+	cc->err->line = where->line;
+	cc->err->col = where->col;
+	snprintf(cc->err->key, sizeof(cc->err->key), "%s", where->key ? where->key : "");
+	snprintf(cc->err->msg, sizeof(cc->err->msg), "no [[connector]] named '%s'", name);
 	return TB_EINVAL;
 }
 
@@ -563,6 +574,8 @@ void tb_gw_free(tb_gw_t *gw)
 		tb_tcp_listener_close(l->tcp);
 		free(l->name);
 		free(l->router);
+		free(l->user_buf);
+		free(l->pass_buf);
 		free(l);
 	}
 	for (size_t i = 0; i < gw->nconnectors; i++)

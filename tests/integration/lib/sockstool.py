@@ -131,7 +131,7 @@ def cmd_udp_echo_server(a):
 
 
 def cmd_halfclose_server(a):
-    """Reads until EOF, then answers with sha256(request) and N bytes."""
+    """Reads until EOF, then answers with sha256(request) and as many bytes."""
     ls = socket.socket()
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     ls.bind(("127.0.0.1", a.port))
@@ -145,12 +145,14 @@ def cmd_halfclose_server(a):
             return 0
         c.settimeout(T)
         h = hashlib.sha256()
+        n = 0
         while True:
             b = c.recv(65536)
             if not b:
                 break
             h.update(b)
-        c.sendall(h.hexdigest().encode() + b"\n" + b"z" * a.size)
+            n += len(b)
+        c.sendall(h.hexdigest().encode() + b"\n" + b"z" * n)
         c.close()
 
 

@@ -42,6 +42,7 @@ struct tb_gw {
 	tb_connector_t **connectors;
 	size_t nconnectors;
 	tb_gw_listener_t *listeners;
+	struct rule_dns *rule_dns; /* resolvers named by rules' `dns` keys */
 	char server_id[40];
 	uint32_t handshake_ms, idle_ms, udp_idle_ms;
 	size_t flows, sessions, max_flows;
@@ -51,6 +52,13 @@ struct tb_gw {
 	tb_defer_t drain_check;
 	void (*drain_done)(void *arg);
 	void *drain_arg;
+};
+
+/* A route rule's own plain-DNS server ("ip:port"), made on first use. */
+struct rule_dns {
+	struct rule_dns *next;
+	char *servers;
+	tb_dns_t *dns;
 };
 
 struct tb_gw_open {
@@ -586,6 +594,14 @@ void tb_gw_free(tb_gw_t *gw)
 		tb_timer_stop(gw->loop, &gw->drain_timer);
 		tb_defer_cancel(gw->loop, &gw->drain_check);
 	}
+	while (gw->rule_dns) {
+		struct rule_dns *rd = gw->rule_dns;
+		gw->rule_dns = rd->next;
+		if (ENABLE_DNS_CARES)
+			tb_dns_free(rd->dns);
+		free(rd->servers);
+		free(rd);
+	}
 	if (ENABLE_DNS_CARES)
 		tb_dns_free(gw->dns);
 	free(gw);
@@ -682,6 +698,32 @@ static void open_resolved(void *arg, int err, const tb_addr_t *addrs, size_t n)
 		open_connected(o, NULL, rc);
 }
 
+/* The resolver for a rule's `dns` value: plain DNS servers get their own
+ * c-ares channel; DoH (doh://, https://) is not implemented, so those rules
+ * use the system resolver (logged once per value). */
+static tb_dns_t *rule_resolver(tb_gw_t *gw, const char *servers)
+{
+	struct rule_dns *rd;
+
+	if (!servers || !ENABLE_DNS_CARES)
+		return gw->dns;
+	for (rd = gw->rule_dns; rd; rd = rd->next)
+		if (strcmp(rd->servers, servers) == 0)
+			return rd->dns ? rd->dns : gw->dns;
+	rd = calloc(1, sizeof(*rd));
+	if (!rd || !(rd->servers = strdup(servers))) {
+		free(rd);
+		return gw->dns;
+	}
+	rd->next = gw->rule_dns;
+	gw->rule_dns = rd;
+	if (strncmp(servers, "doh://", 6) == 0 || strncmp(servers, "https://", 8) == 0)
+		tb_warn("route rule dns '%s': DNS over HTTPS is not supported; using the system resolver", servers);
+	else if (tb_dns_new(gw->loop, servers, &rd->dns) < 0)
+		tb_warn("route rule dns '%s': unusable; using the system resolver", servers);
+	return rd->dns ? rd->dns : gw->dns;
+}
+
 int tb_gw_open(tb_gw_listener_t *l, const tb_target_t *t, tb_connector_cb cb, void *arg, tb_gw_open_t **out)
 {
 	tb_gw_t *gw = l->gw;
@@ -700,7 +742,7 @@ int tb_gw_open(tb_gw_listener_t *l, const tb_target_t *t, tb_connector_cb cb, vo
 	o->cb = cb;
 	o->arg = arg;
 	if (gw->dns && tb_router_wants_ips(r, t, &dns))
-		rc = tb_dns_resolve(gw->dns, t->host, 0, open_resolved, o, &o->dq);
+		rc = tb_dns_resolve(rule_resolver(gw, dns), t->host, 0, open_resolved, o, &o->dq);
 	else
 		rc = open_select(o, NULL, 0);
 	if (rc < 0) {

@@ -128,6 +128,7 @@ SRCS-$(CONFIG_PORT_POSIX) += port/posix/sys.c port/posix/tcp.c port/posix/udp.c
 SRCS-$(CONFIG_LOOP_EPOLL) += port/posix/poll_epoll.c
 SRCS-$(CONFIG_LOOP_POLL) += port/posix/poll_poll.c
 SRCS-$(CONFIG_DNS_CARES) += port/posix/dns_cares.c
+SRCS-$(if $(CONFIG_DNS_CARES),,$(CONFIG_PORT_POSIX)) += port/posix/dns_none.c
 SRCS-$(CONFIG_TUN) += port/posix/tun.c
 LIBS-y :=
 LIBS-$(CONFIG_DNS_CARES) += -lcares

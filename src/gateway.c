@@ -316,7 +316,7 @@ static int load_globals(tb_gw_t *gw, const tb_conf_t *conf, tb_conf_err_t *err)
 		tb_info("buffer_size: tunnelbox bounds every queue itself; the rog pool option is ignored");
 	if (tb_conf_get(root, "reverse_server"))
 		tb_warn("reverse_server is rog-only and not supported; ignored");
-	if (ENABLE_DNS_CARES && (rc = tb_dns_new(gw->loop, dns, &gw->dns)) < 0) {
+	if ((rc = tb_dns_new(gw->loop, dns, &gw->dns)) < 0) {
 		tb_conf_set_err(err, tb_conf_get(root, "dns"), "cannot set up the resolver");
 		return rc;
 	}
@@ -597,13 +597,11 @@ void tb_gw_free(tb_gw_t *gw)
 	while (gw->rule_dns) {
 		struct rule_dns *rd = gw->rule_dns;
 		gw->rule_dns = rd->next;
-		if (ENABLE_DNS_CARES)
-			tb_dns_free(rd->dns);
+		tb_dns_free(rd->dns);
 		free(rd->servers);
 		free(rd);
 	}
-	if (ENABLE_DNS_CARES)
-		tb_dns_free(gw->dns);
+	tb_dns_free(gw->dns);
 	free(gw);
 }
 

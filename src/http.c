@@ -1119,13 +1119,7 @@ static int h_start_remote(h_sess_t *hs, tb_stream_t *remote)
 		if (rc < 0 && rc != TB_ENOBUFS)
 			return rc;
 	}
-	rc = h_flush_pipelined(hs, remote);
-	if (rc < 0)
-		return rc;
-	/* A client that half-closed already will never send its EOF again. */
-	if (hs->eof)
-		tb_stream_shutdown(remote);
-	return 0;
+	return h_flush_pipelined(hs, remote);
 }
 
 static void h_on_open(void *arg, tb_stream_t *remote, int err)
@@ -1134,6 +1128,7 @@ static void h_on_open(void *arg, tb_stream_t *remote, int err)
 	tb_gw_listener_t *l = hs->l;
 	tb_stream_t *client = hs->client;
 	char pb[TB_ADDR_STRLEN], tbuf[TB_HOST_MAX + 16];
+	bool eof;
 
 	hs->open = NULL;
 	if (err < 0) {
@@ -1157,12 +1152,15 @@ static void h_on_open(void *arg, tb_stream_t *remote, int err)
 		}
 		remote = f;
 	}
+	eof = hs->eof;
 	tb_stream_set_handler(client, NULL, NULL);
 	if (hs->paused)
 		tb_stream_resume(client);
 	hs->client = NULL;
 	h_free(hs);
-	tb_gw_relay(l, client, remote);
+	/* As in socks5.c: replay to the relay the EOF we swallowed. */
+	if (tb_gw_relay(l, client, remote) == 0 && eof)
+		tb_stream_emit_eof(client);
 }
 
 static void h_on_data(void *ctx, tb_stream_t *s, const uint8_t *data, size_t len)

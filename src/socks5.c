@@ -647,6 +647,7 @@ static void s5_on_open(void *arg, tb_stream_t *remote, int err)
 	uint8_t msg[TB_SOCKS5_REQUEST_MAX];
 	char pb[TB_ADDR_STRLEN], tbuf[TB_HOST_MAX + 16];
 	tb_addr_t bnd;
+	bool eof;
 	int n;
 
 	ss->open = NULL;
@@ -670,16 +671,17 @@ static void s5_on_open(void *arg, tb_stream_t *remote, int err)
 		s5_free(ss);
 		return;
 	}
-	/* A client that half-closed already will never send its EOF again:
-	 * pass it on now, after the pipelined bytes. */
-	if (ss->eof)
-		tb_stream_shutdown(remote);
+	eof = ss->eof;
 	tb_stream_set_handler(client, NULL, NULL);
 	if (ss->paused)
 		tb_stream_resume(client);
 	ss->client = NULL;
 	s5_free(ss);
-	tb_gw_relay(l, client, remote);
+	/* The client's EOF came while we owned it and will not come again:
+	 * replay it to the relay, its new owner, which then half-closes the
+	 * remote once the pipelined bytes are sent. */
+	if (tb_gw_relay(l, client, remote) == 0 && eof)
+		tb_stream_emit_eof(client);
 }
 
 /* ---- UDP ASSOCIATE, RFC 1928 §7 ---- */

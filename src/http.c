@@ -434,20 +434,34 @@ int tb_http_basic_parse(const char *v, size_t n, uint8_t *buf, size_t cap, tb_ht
 const char *tb_http_reason(int status)
 {
 	switch (status) {
-	case 200: return "OK";
-	case 400: return "Bad Request";
-	case 403: return "Forbidden";
-	case 407: return "Proxy Authentication Required";
-	case 408: return "Request Timeout";
-	case 431: return "Request Header Fields Too Large";
-	case 500: return "Internal Server Error";
-	case 501: return "Not Implemented";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	case 504: return "Gateway Timeout";
-	case 505: return "HTTP Version Not Supported";
-	case 508: return "Loop Detected";
-	default: return "Unknown";
+	case 200:
+		return "OK";
+	case 400:
+		return "Bad Request";
+	case 403:
+		return "Forbidden";
+	case 407:
+		return "Proxy Authentication Required";
+	case 408:
+		return "Request Timeout";
+	case 431:
+		return "Request Header Fields Too Large";
+	case 500:
+		return "Internal Server Error";
+	case 501:
+		return "Not Implemented";
+	case 502:
+		return "Bad Gateway";
+	case 503:
+		return "Service Unavailable";
+	case 504:
+		return "Gateway Timeout";
+	case 505:
+		return "HTTP Version Not Supported";
+	case 508:
+		return "Loop Detected";
+	default:
+		return "Unknown";
 	}
 }
 
@@ -548,8 +562,10 @@ static bool conn_listed(const tb_http_request_t *r, const tb_http_span_t *name)
  * dropping them would let a client desynchronise the origin. */
 static bool hop_by_hop(const tb_http_request_t *r, const tb_http_span_t *name)
 {
-	static const char *const drop[] = {"Connection", "Proxy-Connection", "Keep-Alive",
-					   "Proxy-Authorization", "TE", "Upgrade", "Host"};
+	static const char *const drop[] = {"Connection", "Proxy-Connection",
+					   "Keep-Alive", "Proxy-Authorization",
+					   "TE",	 "Upgrade",
+					   "Host"};
 
 	for (size_t i = 0; i < TB_ARRAY_SIZE(drop); i++)
 		if (tb_http_span_eq(name, drop[i]))
@@ -730,8 +746,7 @@ static void hf_flush_cb(tb_loop_t *loop, void *arg)
 /* Emits the head p[0..hlen) at the front of pending (rewritten when final)
  * and consumes it. Returns false when the filter was closed meanwhile.
  * Runs inside a callback (depth > 0), so pending outlives the emit. */
-static bool hf_emit_head(hfilt_t *f, const uint8_t *p, const tb_http_request_t *r, int status,
-			 size_t hlen)
+static bool hf_emit_head(hfilt_t *f, const uint8_t *p, const tb_http_request_t *r, int status, size_t hlen)
 {
 	out_t o = {NULL, 0};
 	bool alive;
@@ -835,8 +850,7 @@ static void hf_on_close(void *ctx, tb_stream_t *s, int err)
 	hf_leave(f);
 }
 
-static const tb_stream_handler_t hf_inner_handler = {hf_on_data, hf_on_drain, hf_on_eof,
-						     hf_on_close};
+static const tb_stream_handler_t hf_inner_handler = {hf_on_data, hf_on_drain, hf_on_eof, hf_on_close};
 
 static hfilt_t *hf_of(const tb_stream_t *s)
 {
@@ -888,8 +902,7 @@ static size_t hf_queued(const tb_stream_t *s)
 	return tb_stream_queued(hf_of(s)->inner);
 }
 
-static const tb_stream_ops_t hf_ops = {hf_write, hf_shutdown, hf_close, hf_pause, hf_resume,
-				       hf_queued};
+static const tb_stream_ops_t hf_ops = {hf_write, hf_shutdown, hf_close, hf_pause, hf_resume, hf_queued};
 
 static tb_stream_t *hf_new(tb_loop_t *loop, tb_stream_t *inner, const char *id)
 {
@@ -911,7 +924,11 @@ static tb_stream_t *hf_new(tb_loop_t *loop, tb_stream_t *inner, const char *id)
 
 /* ---- the client's session until the relay takes over ---- */
 
-enum h_state { H_HEAD, H_CONNECTING, H_LINGER };
+enum h_state {
+	H_HEAD,
+	H_CONNECTING,
+	H_LINGER
+};
 
 typedef struct h_sess {
 	tb_gw_listener_t *l;
@@ -953,8 +970,7 @@ static void h_refuse(h_sess_t *hs, int status, const char *extra)
 	char msg[256], hdrs[160];
 	int n, rc;
 
-	snprintf(hdrs, sizeof(hdrs), "%sContent-Length: 0\r\nConnection: close\r\n",
-		 extra ? extra : "");
+	snprintf(hdrs, sizeof(hdrs), "%sContent-Length: 0\r\nConnection: close\r\n", extra ? extra : "");
 	n = tb_http_response_build(msg, sizeof(msg), status, hdrs);
 	rc = n < 0 ? n : tb_stream_write(hs->client, msg, (size_t)n);
 	if (rc < 0 && rc != TB_ENOBUFS) {
@@ -1174,8 +1190,7 @@ static void h_on_data(void *ctx, tb_stream_t *s, const uint8_t *data, size_t len
 		return;
 	}
 	if (hs->state == H_CONNECTING) {
-		if (!hs->paused &&
-		    tb_buf_len(&hs->in) >= (s->hiwat ? s->hiwat : TB_STREAM_HIWAT_DEFAULT)) {
+		if (!hs->paused && tb_buf_len(&hs->in) >= (s->hiwat ? s->hiwat : TB_STREAM_HIWAT_DEFAULT)) {
 			hs->paused = true;
 			tb_stream_pause(s);
 		}
@@ -1222,8 +1237,8 @@ static const tb_stream_handler_t h_handler = {
 	.on_close = h_on_close,
 };
 
-void tb_http_serve(tb_gw_listener_t *l, tb_stream_t *s, const tb_addr_t *peer,
-		   const uint8_t *initial, size_t n)
+void tb_http_serve(tb_gw_listener_t *l, tb_stream_t *s, const tb_addr_t *peer, const uint8_t *initial,
+		   size_t n)
 {
 	h_sess_t *hs = calloc(1, sizeof(*hs));
 	uint32_t hto = tb_gw_handshake_timeout_ms(l);

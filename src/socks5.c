@@ -320,8 +320,8 @@ int tb_socks5_client_method_parse(const uint8_t *p, size_t n, uint8_t *method)
 	return parse2(p, n, TB_SOCKS5_VER, method);
 }
 
-int tb_socks5_client_userpass_build(uint8_t *out, size_t cap, const char *user, size_t ulen,
-				    const char *pass, size_t plen)
+int tb_socks5_client_userpass_build(uint8_t *out, size_t cap, const char *user, size_t ulen, const char *pass,
+				    size_t plen)
 {
 	if (ulen == 0 || ulen > 255 || plen == 0 || plen > 255)
 		return TB_ERANGE;
@@ -382,7 +382,15 @@ int tb_socks5_client_reply_parse(const uint8_t *p, size_t n, uint8_t *rep, tb_ta
 #define LINGER_MS 2000
 #define UDP_PAYLOAD_MAX 65535
 
-enum s5_state { S5_GREETING, S5_AUTH, S5_REQUEST, S5_CONNECTING, S5_UDP, S5_LINGER, S5_DEAD };
+enum s5_state {
+	S5_GREETING,
+	S5_AUTH,
+	S5_REQUEST,
+	S5_CONNECTING,
+	S5_UDP,
+	S5_LINGER,
+	S5_DEAD
+};
 
 typedef struct s5_sess {
 	tb_gw_listener_t *l;
@@ -399,8 +407,8 @@ typedef struct s5_sess {
 	/* UDP ASSOCIATE */
 	tb_udp_t *udp;
 	tb_dgram_t *dgram;
-	tb_addr_t uip;     /* the client's IP (IPv4-mapped unwrapped) */
-	uint16_t uport;    /* its datagrams' source port; 0 until known */
+	tb_addr_t uip;	   /* the client's IP (IPv4-mapped unwrapped) */
+	uint16_t uport;	   /* its datagrams' source port; 0 until known */
 	tb_addr_t uclient; /* where replies go: set by its first datagram */
 	bool uclient_set;
 	uint64_t last_active;
@@ -577,8 +585,8 @@ static int s5_on_request(s5_sess_t *ss, const uint8_t *p, size_t n)
 	if (rc == TB_EAGAIN)
 		return rc;
 	if (rc < 0) {
-		tb_debug("socks5 %s: bad request (cmd %u atyp %u): %s", s5_peer(ss, pb), req.cmd,
-			 req.atyp, tb_strerror(rc));
+		tb_debug("socks5 %s: bad request (cmd %u atyp %u): %s", s5_peer(ss, pb), req.cmd, req.atyp,
+			 tb_strerror(rc));
 		return s5_refuse_rep(ss, tb_socks5_rep_from_err(rc));
 	}
 	ss->dst = req.dst;
@@ -693,8 +701,7 @@ static void s5_udp_touch(s5_sess_t *ss)
 
 /* Replies from the far end: wrapped in a SOCKS UDP header naming their
  * source, and sent only to the client's address. */
-static void s5_dgram_recv(void *arg, tb_dgram_t *d, const tb_target_t *from, const uint8_t *data,
-			  size_t len)
+static void s5_dgram_recv(void *arg, tb_dgram_t *d, const tb_target_t *from, const uint8_t *data, size_t len)
 {
 	s5_sess_t *ss = arg;
 	uint8_t *pkt;
@@ -738,8 +745,7 @@ static bool s5_udp_from_client(const s5_sess_t *ss, const tb_addr_t *from)
 	return ss->uport == 0 || from->port == ss->uport;
 }
 
-static void s5_udp_recv(void *arg, tb_udp_t *u, const tb_addr_t *from, const uint8_t *data,
-			size_t len)
+static void s5_udp_recv(void *arg, tb_udp_t *u, const tb_addr_t *from, const uint8_t *data, size_t len)
 {
 	s5_sess_t *ss = arg;
 	char pb[TB_ADDR_STRLEN];
@@ -763,8 +769,7 @@ static void s5_udp_recv(void *arg, tb_udp_t *u, const tb_addr_t *from, const uin
 		rc = tb_gw_udp_open(ss->l, &t, s5_dgram_recv, ss, &ss->dgram);
 		if (rc < 0) {
 			ss->dgram = NULL;
-			tb_debug("socks5 %s: udp association refused: %s", s5_peer(ss, pb),
-				 tb_strerror(rc));
+			tb_debug("socks5 %s: udp association refused: %s", s5_peer(ss, pb), tb_strerror(rc));
 			s5_end_later(ss);
 			return;
 		}
@@ -915,8 +920,8 @@ static const tb_stream_handler_t s5_handler = {
 	.on_close = s5_on_close,
 };
 
-void tb_socks5_serve(tb_gw_listener_t *l, tb_stream_t *s, const tb_addr_t *peer,
-		     const uint8_t *initial, size_t n)
+void tb_socks5_serve(tb_gw_listener_t *l, tb_stream_t *s, const tb_addr_t *peer, const uint8_t *initial,
+		     size_t n)
 {
 	s5_sess_t *ss = calloc(1, sizeof(*ss));
 	uint32_t hs = tb_gw_handshake_timeout_ms(l);

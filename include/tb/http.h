@@ -11,7 +11,7 @@
 
 #include "tb/addr.h"
 
-#define TB_HTTP_HEAD_MAX 8192   /* request line + headers + empty line */
+#define TB_HTTP_HEAD_MAX 8192 /* request line + headers + empty line */
 #define TB_HTTP_HEADERS_MAX 64
 #define TB_HTTP_RESP_HEAD_MAX 16384 /* responses carry bigger cookies */
 
@@ -26,7 +26,7 @@ typedef struct tb_http_header {
 
 typedef struct tb_http_request {
 	tb_http_span_t method, target;
-	int minor;       /* HTTP/1.<minor> */
+	int minor;	 /* HTTP/1.<minor> */
 	size_t head_len; /* bytes up to and including the empty line */
 	size_t nheaders;
 	tb_http_header_t headers[TB_HTTP_HEADERS_MAX];

@@ -53,19 +53,19 @@ enum {
 
 /* Largest messages: ATYP + 1 + 255-byte name + port after the fixed part. */
 #define TB_SOCKS5_ADDR_MAX (1 + 1 + TB_HOST_MAX + 2)
-#define TB_SOCKS5_REQUEST_MAX (3 + TB_SOCKS5_ADDR_MAX)  /* also a reply */
+#define TB_SOCKS5_REQUEST_MAX (3 + TB_SOCKS5_ADDR_MAX) /* also a reply */
 #define TB_SOCKS5_UDP_HDR_MAX (3 + TB_SOCKS5_ADDR_MAX)
 #define TB_SOCKS5_GREETING_MAX (2 + 255)
 #define TB_SOCKS5_USERPASS_MAX (1 + 1 + 255 + 1 + 255)
 
 typedef struct tb_socks5_userpass {
 	const uint8_t *user, *pass; /* point into the parsed input */
-	size_t ulen, plen;          /* 1..255 each */
+	size_t ulen, plen;	    /* 1..255 each */
 } tb_socks5_userpass_t;
 
 typedef struct tb_socks5_request {
-	uint8_t cmd;      /* set as soon as it is read, even on error */
-	uint8_t atyp;     /* likewise */
+	uint8_t cmd;  /* set as soon as it is read, even on error */
+	uint8_t atyp; /* likewise */
 	tb_target_t dst;
 } tb_socks5_request_t;
 
@@ -98,8 +98,8 @@ int tb_socks5_udp_build(uint8_t *out, size_t cap, const tb_target_t *t);
 /* ---- client side (for connectors that dial a SOCKS5 proxy) ---- */
 int tb_socks5_client_greeting_build(uint8_t *out, size_t cap, bool userpass);
 int tb_socks5_client_method_parse(const uint8_t *p, size_t n, uint8_t *method);
-int tb_socks5_client_userpass_build(uint8_t *out, size_t cap, const char *user, size_t ulen,
-				    const char *pass, size_t plen);
+int tb_socks5_client_userpass_build(uint8_t *out, size_t cap, const char *user, size_t ulen, const char *pass,
+				    size_t plen);
 int tb_socks5_client_userpass_reply_parse(const uint8_t *p, size_t n, uint8_t *status);
 int tb_socks5_client_request_build(uint8_t *out, size_t cap, uint8_t cmd, const tb_target_t *t);
 /* VER, REP, RSV, BND; any REP is accepted here (see tb_socks5_err_from_rep). */

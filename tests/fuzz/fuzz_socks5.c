@@ -34,8 +34,8 @@ static void round_trip(const tb_target_t *t)
 	if (back.port != t->port || back.is_ip != t->is_ip)
 		abort();
 	/* An IP literal sent as a name may be spelled differently. */
-	if (t->is_ip ? memcmp(back.addr.ip, t->addr.ip, 16) != 0 || back.addr.family != t->addr.family
-		     : strcmp(back.host, t->host) != 0)
+	if (t->is_ip ? memcmp(back.addr.ip, t->addr.ip, 16) != 0 || back.addr.family != t->addr.family :
+		       strcmp(back.host, t->host) != 0)
 		abort();
 }
 

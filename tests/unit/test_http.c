@@ -98,21 +98,21 @@ static void test_values_trimmed(void **state)
 static void test_bad_requests(void **state)
 {
 	static const char *const bad[] = {
-		"GET http://h/ HTTP/1.1\r\nA: b\r\n c\r\n\r\n",      /* obs-fold */
-		"GET http://h/ HTTP/1.1\r\nA : b\r\n\r\n",           /* space before colon */
+		"GET http://h/ HTTP/1.1\r\nA: b\r\n c\r\n\r\n", /* obs-fold */
+		"GET http://h/ HTTP/1.1\r\nA : b\r\n\r\n",	/* space before colon */
 		"GET http://h/ HTTP/1.1\r\nNoColon\r\n\r\n",
-		"GET http://h/ HTTP/1.1\r\n: b\r\n\r\n",             /* empty name */
+		"GET http://h/ HTTP/1.1\r\n: b\r\n\r\n", /* empty name */
 		"GET http://h/ HTTP/1.1\r\nA\x01: b\r\n\r\n",
 		"GET http://h/ HTTP/1.1\r\nA: b\x7f\r\n\r\n",
-		"GET http://h/ HTTP/1.1\r\nA: b\rc\r\n\r\n",         /* bare CR */
-		"GET  http://h/ HTTP/1.1\r\n\r\n",                   /* double space */
+		"GET http://h/ HTTP/1.1\r\nA: b\rc\r\n\r\n", /* bare CR */
+		"GET  http://h/ HTTP/1.1\r\n\r\n",	     /* double space */
 		"GET http://h/  HTTP/1.1\r\n\r\n",
-		"GET http://h/\r\n\r\n",                             /* HTTP/0.9 */
+		"GET http://h/\r\n\r\n", /* HTTP/0.9 */
 		"GET http://h/ HTTP/1.1 \r\n\r\n",
 		"GET http://h/ http/1.1\r\n\r\n",
 		"GET http://h/ HTTP/1.10\r\n\r\n",
 		"GET http://h/ HTTP/x.1\r\n\r\n",
-		"G(T http://h/ HTTP/1.1\r\n\r\n",                    /* not a token */
+		"G(T http://h/ HTTP/1.1\r\n\r\n", /* not a token */
 		" GET http://h/ HTTP/1.1\r\n\r\n",
 		"GET http://h/\x80 HTTP/1.1\r\n\r\n",
 		"GET http://h/\t HTTP/1.1\r\n\r\n",
@@ -204,7 +204,7 @@ static void test_authority(void **state)
 	assert_int_equal(t.port, 65535);
 
 	static const char *const bad[] = {
-		"example.com",     /* CONNECT needs a port */
+		"example.com", /* CONNECT needs a port */
 		"example.com:",
 		"example.com:0",
 		"example.com:65536",
@@ -212,7 +212,7 @@ static void test_authority(void **state)
 		"example.com:+80",
 		"example.com:8a",
 		":80",
-		"::1:80",          /* IPv6 without brackets */
+		"::1:80", /* IPv6 without brackets */
 		"[::1:80",
 		"[::1]x:80",
 		"[not-v6]:80",
@@ -268,12 +268,12 @@ static void test_absolute(void **state)
 	assert_int_equal(tb_http_absolute_parse(u, strlen(u), &t, &auth, &path), TB_ENOTSUP);
 	u = "ftp://example.com/";
 	assert_int_equal(tb_http_absolute_parse(u, strlen(u), &t, &auth, &path), TB_ENOTSUP);
-	static const char *const bad[] = {"/index.html", "*", "example.com:80", "http:/x/",
-					  "http://", "http:///p", "http://u:p@h/", "http://h:0/", "1http://h/"};
+	static const char *const bad[] = {"/index.html",   "*",		  "example.com:80",
+					  "http:/x/",	   "http://",	  "http:///p",
+					  "http://u:p@h/", "http://h:0/", "1http://h/"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		print_message("case %s\n", bad[i]);
-		assert_int_equal(tb_http_absolute_parse(bad[i], strlen(bad[i]), &t, &auth, &path),
-				 TB_EPROTO);
+		assert_int_equal(tb_http_absolute_parse(bad[i], strlen(bad[i]), &t, &auth, &path), TB_EPROTO);
 	}
 }
 
@@ -282,12 +282,19 @@ static void test_base64(void **state)
 	static const struct {
 		const char *in, *out;
 	} ok[] = {
-		{"", ""},           {"Zg==", "f"},      {"Zm8=", "fo"},  {"Zm9v", "foo"},
-		{"Zm9vYg==", "foob"}, {"Zm9vYmE=", "fooba"}, {"Zm9vYmFy", "foobar"},
-		{"Zg", "f"},        {"Zm8", "fo"},      {"+/+/", "\xfb\xff\xbf"},
+		{"", ""},
+		{"Zg==", "f"},
+		{"Zm8=", "fo"},
+		{"Zm9v", "foo"},
+		{"Zm9vYg==", "foob"},
+		{"Zm9vYmE=", "fooba"},
+		{"Zm9vYmFy", "foobar"},
+		{"Zg", "f"},
+		{"Zm8", "fo"},
+		{"+/+/", "\xfb\xff\xbf"},
 	};
-	static const char *const bad[] = {"Z", "Zg=", "Z===", "====", "Zm9v!A==", "Zm 9v", "Zg==Zg==",
-					  "Zm9vY"};
+	static const char *const bad[] = {
+		"Z", "Zg=", "Z===", "====", "Zm9v!A==", "Zm 9v", "Zg==Zg==", "Zm9vY"};
 	uint8_t out[16];
 
 	(void)state;
@@ -325,8 +332,8 @@ static void test_basic(void **state)
 	assert_int_equal(u.len, 0);
 	assert_span(&p, "pw");
 
-	static const char *const bad[] = {"Bearer abc", "Basic", "Basic ", "BasicQWxh", "Basic dXNlcg==",
-					  "Basic !!!!"};
+	static const char *const bad[] = {"Bearer abc", "Basic",	  "Basic ",
+					  "BasicQWxh",	"Basic dXNlcg==", "Basic !!!!"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		assert_int_equal(tb_http_basic_parse(bad[i], strlen(bad[i]), buf, sizeof(buf), &u, &p),
 				 TB_EPROTO);
@@ -368,7 +375,8 @@ static void test_status_mapping(void **state)
 
 static void test_response_parse(void **state)
 {
-	static const char resp[] = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\r\nhello";
+	static const char resp[] =
+		"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\r\nhello";
 	tb_http_request_t r;
 	int status = 0;
 

@@ -10,19 +10,19 @@
 #include "tb/socks5.h"
 
 /* Every strict prefix of a valid message must ask for more input. */
-#define ASSERT_PREFIXES_EAGAIN(call_with_len, full)                  \
-	do {                                                         \
-		for (size_t k_ = 0; k_ < (full); k_++) {             \
-			size_t len_ = k_;                            \
+#define ASSERT_PREFIXES_EAGAIN(call_with_len, full)                   \
+	do {                                                          \
+		for (size_t k_ = 0; k_ < (full); k_++) {              \
+			size_t len_ = k_;                             \
 			assert_int_equal((call_with_len), TB_EAGAIN); \
-		}                                                    \
+		}                                                     \
 	} while (0)
 
 static const uint8_t v4_req[] = {5, 1, 0, 1, 192, 168, 1, 2, 0x1f, 0x90};
-static const uint8_t v6_req[] = {5, 1, 0, 4, 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0,
-				 0, 0, 0, 0, 0, 0, 0, 1, 0x01, 0xbb};
-static const uint8_t dom_req[] = {5, 1, 0, 3, 11, 'e', 'x', 'a', 'm', 'p', 'l',
-				  'e', '.', 'c', 'o', 'm', 0, 80};
+static const uint8_t v6_req[] = {5, 1, 0, 4, 0x20, 0x01, 0x0d, 0xb8, 0, 0,    0,
+				 0, 0, 0, 0, 0,	   0,	 0,    0,    1, 0x01, 0xbb};
+static const uint8_t dom_req[] = {5,   1,   0,	 3,   11,  'e', 'x', 'a', 'm',
+				  'p', 'l', 'e', '.', 'c', 'o', 'm', 0,	  80};
 
 static void test_greeting(void **state)
 {
@@ -241,8 +241,8 @@ static void test_request_bind_udp(void **state)
 static void test_reply_build(void **state)
 {
 	static const uint8_t want4[] = {5, 0, 0, 1, 10, 0, 0, 1, 0x04, 0x38};
-	static const uint8_t want6[] = {5, 0, 0, 4, 0xfe, 0x80, 0, 0, 0, 0, 0, 0,
-					0, 0, 0, 0, 0, 0, 0, 9, 0xff, 0xff};
+	static const uint8_t want6[] = {5, 0, 0, 4, 0xfe, 0x80, 0, 0, 0, 0,    0,
+					0, 0, 0, 0, 0,	  0,	0, 0, 9, 0xff, 0xff};
 	static const uint8_t wantz[] = {5, 5, 0, 1, 0, 0, 0, 0, 0, 0};
 	uint8_t out[TB_SOCKS5_REQUEST_MAX];
 	tb_addr_t a;

@@ -650,9 +650,14 @@ static void out_fields(out_t *o, const tb_http_request_t *r, const char *id)
 static void out_request(out_t *o, const tb_http_request_t *r, const tb_http_span_t *auth,
 			const tb_http_span_t *path, const char *id)
 {
+	bool options = r->method.len == 7 && memcmp(r->method.p, "OPTIONS", 7) == 0;
+
 	out_span(o, &r->method);
 	out_str(o, " ");
-	if (path->len == 0 || path->p[0] != '/')
+	/* §3.2.4: an empty path is "/", or "*" for OPTIONS. */
+	if (path->len == 0 && options)
+		out_str(o, "*");
+	else if (path->len == 0 || path->p[0] != '/')
 		out_str(o, "/");
 	out_span(o, path);
 	out_str(o, " HTTP/1.1\r\nHost: ");

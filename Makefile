@@ -154,6 +154,11 @@ CFLAGS := -std=gnu11 $(OPT) $(WARN) $(SANFLAGS) -ffunction-sections -fdata-secti
 	-MMD -MP $(BOARD_CFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS := $(SANFLAGS) -Wl,--gc-sections -Wl,--as-needed $(BOARD_LDFLAGS) $(EXTRA_LDFLAGS)
 LDLIBS := $(LIBS-y) $(BOARD_LDLIBS)
+# libFuzzer builds (host boards): clang, the sanitizers, codec-only sources.
+FUZZ_CC := clang
+FUZZ_SAN := address,undefined
+FUZZ_CFLAGS := -std=gnu11 -O1 -g $(WARN) -fno-omit-frame-pointer -fno-sanitize-recover=undefined \
+	-DTB_FUZZ_CODEC_ONLY -MMD -MP $(EXTRA_CFLAGS)
 
 # Bootstrap aid while modules land: missing sources are skipped with a note.
 SRCS_ALL := $(SRCS-y)
@@ -171,7 +176,22 @@ BIN := $(O)/tunnelbox
 # While sources are missing the binary cannot link: build the library only.
 BIN_IF_WRITTEN := $(if $(SRCS_MISSING),,$(if $(wildcard src/main.c),$(BIN)))
 
-$(O)/obj/%.o: %.c $(GEN)/config.h | $(SYSROOT_STAMP)
+# Flags are part of what an object is made from: $(O)/.flags holds the last
+# command line and changes (so everything rebuilds) when board.mk, OPT, SAN,
+# EXTRA_CFLAGS or the libraries change. Only where .config has been read.
+FLAGS_FILE := $(O)/.flags
+ifeq ($(filter $(NOCONFIG_GOALS) $(WRAPPED_GOALS),$(MAKECMDGOALS)),)
+  FLAGS_SIG := $(CC) $(CPPFLAGS) $(CFLAGS) | $(LDFLAGS) $(LDLIBS) | $(FUZZ_CC) $(FUZZ_CFLAGS)
+  ifneq ($(wildcard $(AUTOCONF)),)
+    ifneq ($(file < $(FLAGS_FILE)),$(FLAGS_SIG))
+      $(shell mkdir -p $(O))
+      $(file > $(FLAGS_FILE),$(FLAGS_SIG))
+    endif
+  endif
+endif
+$(FLAGS_FILE):
+
+$(O)/obj/%.o: %.c $(GEN)/config.h $(FLAGS_FILE) | $(SYSROOT_STAMP)
 	@mkdir -p $(dir $@)
 	$(call say,CC,$<)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
@@ -180,7 +200,7 @@ $(LIB): $(OBJS)
 	$(call say,AR,$@)
 	$(Q)rm -f $@ && $(AR) rcs $@ $^
 
-$(BIN): $(MAIN_OBJ) $(LIB)
+$(BIN): $(MAIN_OBJ) $(LIB) $(FLAGS_FILE)
 	$(call say,LD,$@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(MAIN_OBJ) $(LIB) $(LDLIBS)
 
@@ -204,7 +224,7 @@ UNIT_SRCS := $(foreach t,$(UNIT_ALL),$(if $(call unit_wanted,$(patsubst tests/un
 UNIT_BINS := $(patsubst tests/unit/%.c,$(O)/tests/%,$(UNIT_SRCS))
 TEST_CPPFLAGS := $(CPPFLAGS) -DTB_VECTORS='"$(CURDIR)/tests/vectors"' -DTB_SRCDIR='"$(CURDIR)"'
 
-$(O)/tests/%: tests/unit/%.c $(LIB) $(GEN)/config.h | $(SYSROOT_STAMP)
+$(O)/tests/%: tests/unit/%.c $(LIB) $(GEN)/config.h $(FLAGS_FILE) | $(SYSROOT_STAMP)
 	@mkdir -p $(dir $@)
 	$(call say,CC,$<)
 	$(Q)$(CC) $(TEST_CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) -lcmocka
@@ -251,17 +271,13 @@ _bench: $(BIN)
 # ---- fuzzing (host boards): libFuzzer targets tests/fuzz/fuzz_<name>.c ----
 # The library is rebuilt with clang and the sanitizers into $(O)/fuzz/lib;
 # the linker takes from it only what each target needs.
-FUZZ_CC := clang
-FUZZ_SAN := address,undefined
-FUZZ_CFLAGS := -std=gnu11 -O1 -g $(WARN) -fno-omit-frame-pointer -fno-sanitize-recover=undefined \
-	-DTB_FUZZ_CODEC_ONLY -MMD -MP $(EXTRA_CFLAGS)
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(O)/fuzz/%,$(FUZZ_SRCS))
 FUZZ_OBJS := $(patsubst %.c,$(O)/fuzz/lib/%.o,$(SRCS-y))
 FUZZ_LIB := $(O)/fuzz/lib/libtb.a
 FUZZ_SECONDS ?= 5
 
-$(O)/fuzz/lib/%.o: %.c $(GEN)/config.h
+$(O)/fuzz/lib/%.o: %.c $(GEN)/config.h $(FLAGS_FILE)
 	@mkdir -p $(dir $@)
 	$(call say,FUZZCC,$<)
 	$(Q)$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,$(FUZZ_SAN) -c $< -o $@
@@ -331,10 +347,10 @@ deps:
 	    echo "  sudo apt-get update && sudo apt-get install -y$$missing"; exit 1; \
 	  fi; \
 	  echo "  DEPS    $$missing"; \
-	  export DEBIAN_FRONTEND=noninteractive; \
-	  apt-get update -qq >/dev/null && \
-	  apt-get install -y -qq --no-install-recommends$$missing >/dev/null || \
-	  { echo "apt-get install$$missing failed"; exit 1; }; \
+	  export DEBIAN_FRONTEND=noninteractive; log=$$(mktemp); \
+	  if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends$$missing; } >$$log 2>&1; then \
+	    cat $$log; rm -f $$log; echo "apt-get install$$missing failed"; exit 1; \
+	  fi; rm -f $$log; \
 	fi
 ifneq ($(SYSROOT_ARCH),)
 	$(Q)board/mksysroot.sh $(SYSROOT_ARCH) $(SYSROOT) $(SYSROOT_PKGS)

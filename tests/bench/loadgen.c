@@ -58,7 +58,7 @@ static volatile sig_atomic_t g_stop;
 
 struct opts {
 	const char *mode;
-	int flows, count, concurrency, download, touch, quiet;
+	int flows, count, concurrency, download, touch, use_stdin;
 	uint64_t bytes;
 	double hold_s, timeout_s, conn_timeout_s;
 	int have_socks, have_target, have_listen;
@@ -159,10 +159,14 @@ static int socks5_reply_need(const unsigned char *b, size_t have, int *rep)
 		return -1;
 	}
 	switch (b[3]) {
-	case 1: return 4 + 4 + 2;
-	case 4: return 4 + 16 + 2;
-	case 3: return have < 5 ? 5 : 5 + b[4] + 2;
-	default: return -1;
+	case 1:
+		return 4 + 4 + 2;
+	case 4:
+		return 4 + 16 + 2;
+	case 3:
+		return have < 5 ? 5 : 5 + b[4] + 2;
+	default:
+		return -1;
 	}
 }
 
@@ -243,8 +247,8 @@ static int io_full(int fd, void *buf, size_t n, int writing, int64_t deadline)
 {
 	size_t done = 0;
 	while (done < n) {
-		ssize_t r = writing ? send(fd, (char *)buf + done, n - done, MSG_NOSIGNAL)
-				    : recv(fd, (char *)buf + done, n - done, 0);
+		ssize_t r = writing ? send(fd, (char *)buf + done, n - done, MSG_NOSIGNAL) :
+				      recv(fd, (char *)buf + done, n - done, 0);
 		if (r > 0) {
 			done += (size_t)r;
 			continue;
@@ -296,7 +300,14 @@ static int open_flow(const struct opts *o, int64_t deadline, const char *what)
 
 /* ---- sink ---- */
 
-enum { SK_NEW, SK_HDR, SK_UPLOAD, SK_DOWNLOAD, SK_ECHO, SK_HOLD };
+enum {
+	SK_NEW,
+	SK_HDR,
+	SK_UPLOAD,
+	SK_DOWNLOAD,
+	SK_ECHO,
+	SK_HOLD
+};
 
 struct sconn {
 	int fd, mode, eof, events, reply_due;
@@ -438,8 +449,8 @@ static int run_sink(const struct opts *o)
 	if (lfd < 0 || ep < 0)
 		die("sink: socket: %s", strerror(errno));
 	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(lfd, (const struct sockaddr *)&o->listen, sizeof(o->listen)) < 0 ||
-	    listen(lfd, 4096) < 0 || getsockname(lfd, (struct sockaddr *)&bound, &blen) < 0)
+	if (bind(lfd, (const struct sockaddr *)&o->listen, sizeof(o->listen)) < 0 || listen(lfd, 4096) < 0 ||
+	    getsockname(lfd, (struct sockaddr *)&bound, &blen) < 0)
 		die("sink: listen %s: %s", fmt_addr(&o->listen), strerror(errno));
 	ev.data.ptr = NULL;
 	epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev);
@@ -510,8 +521,8 @@ static void flow_done(int ep, struct flow *f, int64_t *t_end, int *done)
 
 static void flow_short(int i, uint64_t got, uint64_t want, const char *who)
 {
-	fprintf(stderr, "loadgen: throughput: flow %d: %s %" PRIu64 " of %" PRIu64 " bytes\n", i, who,
-		got, want);
+	fprintf(stderr, "loadgen: throughput: flow %d: %s %" PRIu64 " of %" PRIu64 " bytes\n", i, who, got,
+		want);
 	exit(1);
 }
 
@@ -643,9 +654,15 @@ static int run_throughput(const struct opts *o)
 
 /* ---- setup and idle: many small connections, event-driven ---- */
 
-enum { CC_CONNECT, CC_GREET, CC_REPLY, CC_PROBE, CC_HELD, CC_DONE };
-static const char *const cc_state_name[] = {"connect", "greeting", "CONNECT reply", "echo", "held",
-					    "done"};
+enum {
+	CC_CONNECT,
+	CC_GREET,
+	CC_REPLY,
+	CC_PROBE,
+	CC_HELD,
+	CC_DONE
+};
+static const char *const cc_state_name[] = {"connect", "greeting", "CONNECT reply", "echo", "held", "done"};
 
 struct cconn {
 	int fd, state;
@@ -812,8 +829,12 @@ static void cc_event(struct clients *cl, struct cconn *c, uint32_t events)
 		c->have = 0;
 		c->need = 4;
 		return;
-	case CC_REPLY: cc_tunnel_up(cl, c); return;
-	case CC_PROBE: cc_finish(cl, c); return;
+	case CC_REPLY:
+		cc_tunnel_up(cl, c);
+		return;
+	case CC_PROBE:
+		cc_finish(cl, c);
+		return;
 	}
 	(void)events;
 }
@@ -910,13 +931,25 @@ static int run_idle(const struct opts *o)
 	clients_run(&cl, deadline);
 	printf("ready held=%d failed=%d dropped=%d\n", cl.ok - cl.dropped, cl.failed, cl.dropped);
 	fflush(stdout);
+	if (o->use_stdin) { /* end when standard input closes (a pipe or a tty) */
+		struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+		if (epoll_ctl(cl.ep, EPOLL_CTL_ADD, 0, &ev) < 0)
+			fprintf(stderr, "loadgen: idle: cannot watch stdin: %s\n", strerror(errno));
+	}
 	hold_until = now_us() + (int64_t)(o->hold_s * 1e6);
 	while (!g_stop && now_us() < hold_until) {
 		int n = epoll_wait(cl.ep, evs, MAX_EVENTS, ms_until(hold_until, 1000));
 		if (n < 0 && errno != EINTR)
 			die("idle: epoll_wait: %s", strerror(errno));
-		for (int i = 0; i < n; i++)
+		for (int i = 0; i < n; i++) {
+			if (!evs[i].data.ptr) {
+				char b[256];
+				if (read(0, b, sizeof(b)) <= 0)
+					g_stop = 1;
+				continue;
+			}
 			cc_event(&cl, evs[i].data.ptr, evs[i].events);
+		}
 	}
 	printf("done held=%d failed=%d dropped=%d\n", cl.ok - cl.dropped, cl.failed, cl.dropped);
 	return cl.failed || cl.dropped ? 1 : 0;
@@ -965,9 +998,14 @@ static void usage(void)
 	fputs("usage: loadgen sink [--listen 127.0.0.1:PORT] [--timeout S]\n"
 	      "       loadgen throughput --flows N --bytes B [--download] [--socks5 H:P] --target H:P\n"
 	      "       loadgen setup --count N [--concurrency C] [--socks5 H:P] --target H:P\n"
-	      "       loadgen idle --count N [--touch] [--hold S] --socks5 H:P --target H:P\n"
+	      "       loadgen idle --count N [--concurrency C] [--touch] [--hold S] [--stdin]\n"
+	      "                    --socks5 H:P --target H:P\n"
 	      "       loadgen freeport | wait-port --target H:P [--timeout S]\n"
-	      "B takes K, M, G suffixes (powers of 1024). --timeout bounds the whole run.\n",
+	      "B takes K, M, G suffixes (powers of 1024). --timeout S bounds the whole run\n"
+	      "(default 120), --conn-timeout S each connection's set-up (default 5). idle\n"
+	      "prints \"ready\" once all are up and holds them --hold S (default 300), until\n"
+	      "SIGTERM/SIGINT, or with --stdin until standard input closes; --touch sends\n"
+	      "one byte each way through every connection before holding it.\n",
 	      stderr);
 	exit(2);
 }
@@ -981,9 +1019,15 @@ static uint64_t parse_size(const char *s)
 	if (errno || end == s || *s == '-')
 		usage();
 	switch (*end) {
-	case 'K': v <<= 10, end++; break;
-	case 'M': v <<= 20, end++; break;
-	case 'G': v <<= 30, end++; break;
+	case 'K':
+		v <<= 10, end++;
+		break;
+	case 'M':
+		v <<= 20, end++;
+		break;
+	case 'G':
+		v <<= 30, end++;
+		break;
 	}
 	if (*end)
 		usage();
@@ -1028,6 +1072,8 @@ static void parse_args(int argc, char **argv, struct opts *o)
 			o->download = 1, takes = 0;
 		else if (!strcmp(a, "--touch"))
 			o->touch = 1, takes = 0;
+		else if (!strcmp(a, "--stdin"))
+			o->use_stdin = 1, takes = 0;
 		else if (!v)
 			usage();
 		else if (!strcmp(a, "--flows"))

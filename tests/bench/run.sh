@@ -11,6 +11,7 @@
 # $O/tunnelbox), BENCH_QUICK=1 (64 MiB transfers, one repetition: a smoke run),
 # BENCH_TINY=0 (skip the board/tiny size build), CC (default cc).
 # Everything runs on 127.0.0.1; every process started here is killed by PID on exit.
+# shellcheck disable=SC2034 # table values are set and read by name (printf -v, v())
 set -u
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -53,6 +54,7 @@ stop_pid() { # stop_pid PID [grace-seconds]
 	wait "$1" 2>/dev/null
 	forget "$1"
 }
+# shellcheck disable=SC2317 # called from the EXIT trap
 cleanup() {
 	local p
 	for p in "${PIDS[@]}"; do stop_pid "$p" 1; done
@@ -74,7 +76,7 @@ ratio() { # ratio A B -> B/A with two decimals, or "n/a"
 }
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null; }
 hwm_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null; }
-nfds() { ls "/proc/$1/fd" 2>/dev/null | wc -l; }
+nfds() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
 
 # ---- build the load generator ----
 echo "bench: building $LG"
@@ -273,6 +275,7 @@ if [ "$have_tb" = 1 ]; then
 	echo "bench: RSS with $IDLE_N idle proxied connections (after one byte each way)"
 	idle idle1 --touch || FAILED=1
 	start_tb || FAILED=1
+	g_rss_start=$(tb_alive && rss_kb "$TB_PID")
 fi
 gw_ok() { [ "$have_tb" = 1 ] && tb_alive && ! over_budget; }
 SOCKS=(--socks5 "127.0.0.1:${TB_PORT:-1}")
@@ -282,7 +285,6 @@ echo "bench: single-flow upload, $BIG_LABEL"
 tp single 1
 echo "bench: $FLOWS-flow aggregate upload, $BIG_LABEL"
 tp multi "$FLOWS"
-g_hwm=$(tb_alive && hwm_kb "$TB_PID")
 echo "bench: single-flow download, $BIG_LABEL"
 tp down 1 --download
 
@@ -293,6 +295,7 @@ gw_ok && setup g_setup "${SOCKS[@]}"
 if [ "$have_tb" = 1 ]; then
 	tb_alive || { note "tunnelbox died during the throughput/setup runs (see $BD/tunnelbox.log)"; FAILED=1; }
 	g_rss_end=$(tb_alive && rss_kb "$TB_PID")
+	g_hwm=$(tb_alive && hwm_kb "$TB_PID")
 	stop_tb
 fi
 
@@ -327,7 +330,7 @@ per_conn() { # per_conn BEFORE WITH HELD -> KB per connection
 	awk -v a="${1:-}" -v b="${2:-}" -v n="${3:-0}" 'BEGIN {
 		if (a == "" || b == "" || n + 0 == 0) print "n/a"; else printf "%.2f", (b - a) / n }'
 }
-v() { local x=${!1:-}; echo "${x:-n/a}"; }
+v() { local x=${!1:-}; echo "${x:-n/a}"; } # by name: the table's values are set indirectly
 mb() { local x; x=$(v "$1"); [ "$x" = n/a ] && echo n/a || printf "%.0f" "$x"; }
 
 {
@@ -344,7 +347,8 @@ mb() { local x; x=$(v "$1"); [ "$x" = n/a ] && echo n/a || printf "%.0f" "$x"; }
 	echo "| RSS per idle proxied conn, after 1 byte each way (KB) | – | $(per_conn "$(v idle1_before)" "$(v idle1_with)" "$(v idle1_held)") | – | ≤ 2 |"
 	echo "| gateway RSS after those conns closed (KB) | $(v idle1_with) | $(v idle1_after) | $(ratio "$(v idle1_with)" "$(v idle1_after)") | – |"
 	echo "| gateway RSS with a second round of $(v idle1_held) (KB; growth = leak) | $(v idle1_with) | $(v idle1_again) | $(ratio "$(v idle1_with)" "$(v idle1_again)") | – |"
-	echo "| gateway peak RSS after the $FLOWS-flow run (VmHWM, KB) | – | $(v g_hwm) | – | – |"
+	echo "| gateway RSS, fresh vs after all throughput and setup runs (KB) | $(v g_rss_start) | $(v g_rss_end) | $(ratio "$(v g_rss_start)" "$(v g_rss_end)") | – |"
+	echo "| gateway peak RSS over those runs (VmHWM, KB) | – | $(v g_hwm) | – | – |"
 	echo "| stripped binary, this build ($(basename "$(dirname "$TB")")/$(basename "$TB")) (KB) | – | $(kb "$tb_size") | – | – |"
 	echo "| stripped binary, board/tiny x86_64 (KB) | – | $(kb "$tiny_size") | – | ≤ 80 |"
 } >"$BD/table.md"

@@ -46,12 +46,21 @@ struct tb_gw {
 	char server_id[40];
 	uint32_t handshake_ms, idle_ms, udp_idle_ms;
 	size_t flows, sessions, max_flows;
+	struct flow *flow_list;        /* running relays, for the drain deadline */
+	tb_gw_session_t *session_list; /* handshakes and UDP associations */
 	/* drain */
 	bool draining;
 	tb_timer_t drain_timer;
 	tb_defer_t drain_check;
 	void (*drain_done)(void *arg);
 	void *drain_arg;
+};
+
+/* A running relay, listed so a drain deadline can end it. */
+struct flow {
+	struct flow *prev, *next;
+	tb_gw_listener_t *l;
+	tb_relay_t *relay;
 };
 
 /* A route rule's own plain-DNS server ("ip:port"), made on first use. */
@@ -400,6 +409,7 @@ int tb_gw_reload(tb_gw_t *gw, const tb_conf_t *conf, tb_conf_err_t *err)
 /* mixed (rog: htss5): SOCKS5 starts with byte 0x05; anything else is HTTP. */
 typedef struct sniff {
 	tb_gw_listener_t *l;
+	tb_gw_session_t gs;
 	tb_stream_t *s;
 	tb_addr_t peer;
 	tb_timer_t timer;
@@ -410,8 +420,13 @@ static void sniff_end(sniff_t *sn, bool close_stream)
 	tb_timer_stop(tb_gw_loop(sn->l), &sn->timer);
 	if (close_stream)
 		tb_stream_close(sn->s);
-	tb_gw_session_release(sn->l);
+	tb_gw_session_release(sn->l, &sn->gs);
 	free(sn);
+}
+
+static void sniff_cancel(void *arg)
+{
+	sniff_end(arg, true);
 }
 
 static void sniff_data(void *ctx, tb_stream_t *s, const uint8_t *d, size_t n)
@@ -456,7 +471,7 @@ static void mixed_serve(tb_gw_listener_t *l, tb_stream_t *s, const tb_addr_t *pe
 	sn->l = l;
 	sn->s = s;
 	sn->peer = *peer;
-	tb_gw_session_hold(l);
+	tb_gw_session_hold(l, &sn->gs, sniff_cancel, sn);
 	tb_timer_init(&sn->timer, sniff_timeout, sn);
 	tb_timer_start(tb_gw_loop(l), &sn->timer, l->gw->handshake_ms);
 	tb_stream_set_handler(s, &sniff_handler, sn);
@@ -552,6 +567,11 @@ static void drain_timeout(tb_loop_t *loop, void *arg)
 	tb_gw_t *gw = arg;
 
 	tb_warn("drain timeout: %zu flows and %zu handshakes cut", gw->flows, gw->sessions);
+	/* Each end unlinks itself (flow_done, session_release). */
+	while (gw->flow_list)
+		tb_relay_abort(gw->flow_list->relay, TB_ECANCELED);
+	while (gw->session_list)
+		gw->session_list->cancel(gw->session_list->arg);
 	drain_finish(gw);
 }
 
@@ -647,15 +667,33 @@ const char *tb_gw_server_id(const tb_gw_listener_t *l)
 	return l->gw->server_id;
 }
 
-void tb_gw_session_hold(tb_gw_listener_t *l)
+void tb_gw_session_hold(tb_gw_listener_t *l, tb_gw_session_t *s, void (*cancel)(void *arg), void *arg)
 {
-	l->gw->sessions++;
+	tb_gw_t *gw = l->gw;
+
+	s->cancel = cancel;
+	s->arg = arg;
+	s->prev = NULL;
+	s->next = gw->session_list;
+	if (s->next)
+		s->next->prev = s;
+	gw->session_list = s;
+	gw->sessions++;
 }
 
-void tb_gw_session_release(tb_gw_listener_t *l)
+void tb_gw_session_release(tb_gw_listener_t *l, tb_gw_session_t *s)
 {
-	l->gw->sessions--;
-	drain_maybe(l->gw);
+	tb_gw_t *gw = l->gw;
+
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		gw->session_list = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	s->prev = s->next = NULL;
+	gw->sessions--;
+	drain_maybe(gw);
 }
 
 static void open_connected(void *arg, tb_stream_t *s, int err)
@@ -761,26 +799,53 @@ void tb_gw_open_cancel(tb_gw_open_t *o)
 	free(o);
 }
 
+static void flow_unlink(tb_gw_t *gw, struct flow *f)
+{
+	if (f->prev)
+		f->prev->next = f->next;
+	else
+		gw->flow_list = f->next;
+	if (f->next)
+		f->next->prev = f->prev;
+	gw->flows--;
+	free(f);
+}
+
 static void flow_done(void *arg, tb_relay_t *r, const tb_relay_stats_t *st)
 {
-	tb_gw_listener_t *l = arg;
+	struct flow *f = arg;
+	tb_gw_listener_t *l = f->l;
 
-	l->gw->flows--;
 	tb_debug("%s: flow ended (%s), %llu bytes up, %llu down", l->name, st->err ? tb_strerror(st->err) : "ok",
 		 (unsigned long long)st->a_to_b, (unsigned long long)st->b_to_a);
+	flow_unlink(l->gw, f);
 	drain_maybe(l->gw);
 }
 
-int tb_gw_relay(tb_gw_listener_t *l, tb_stream_t *client, tb_stream_t *remote)
+int tb_gw_relay(tb_gw_listener_t *l, tb_stream_t *client, tb_stream_t *remote, bool client_eof)
 {
-	tb_relay_opts_t o = {.idle_ms = l->gw->idle_ms, .done = flow_done, .arg = l};
-	int rc;
+	tb_gw_t *gw = l->gw;
+	struct flow *f = calloc(1, sizeof(*f));
+	tb_relay_opts_t o = {.idle_ms = gw->idle_ms, .a_eof = client_eof, .done = flow_done, .arg = f};
 
-	l->gw->flows++;
-	rc = tb_relay_start(l->gw->loop, client, remote, &o, NULL);
-	if (rc < 0)
-		l->gw->flows--;
-	return rc;
+	if (!f) {
+		tb_stream_close(client);
+		tb_stream_close(remote);
+		return TB_ENOMEM;
+	}
+	f->l = l;
+	f->next = gw->flow_list;
+	if (f->next)
+		f->next->prev = f;
+	gw->flow_list = f;
+	gw->flows++;
+	/* The relay may end inside this call (client_eof on a dead remote):
+	 * flow_done then frees f, so f is not touched afterwards. */
+	if (tb_relay_start(gw->loop, client, remote, &o, &f->relay) < 0) {
+		flow_unlink(gw, f);
+		return TB_ENOMEM;
+	}
+	return 0;
 }
 
 int tb_gw_udp_open(tb_gw_listener_t *l, const tb_target_t *first, tb_dgram_recv_cb cb, void *arg,

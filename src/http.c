@@ -937,6 +937,7 @@ enum h_state {
 
 typedef struct h_sess {
 	tb_gw_listener_t *l;
+	tb_gw_session_t gs;
 	tb_loop_t *loop;
 	tb_stream_t *client;
 	tb_addr_t peer;
@@ -959,8 +960,13 @@ static void h_free(h_sess_t *hs)
 		tb_stream_close(hs->client);
 	tb_buf_free(&hs->in);
 	free(hs->fwd);
-	tb_gw_session_release(hs->l);
+	tb_gw_session_release(hs->l, &hs->gs);
 	free(hs);
+}
+
+static void h_cancel(void *arg)
+{
+	h_free(arg);
 }
 
 static const char *h_peer(const h_sess_t *hs, char *buf)
@@ -1179,9 +1185,8 @@ static void h_on_open(void *arg, tb_stream_t *remote, int err)
 		tb_stream_resume(client);
 	hs->client = NULL;
 	h_free(hs);
-	/* As in socks5.c: replay to the relay the EOF we swallowed. */
-	if (tb_gw_relay(l, client, remote) == 0 && eof)
-		tb_stream_emit_eof(client);
+	/* As in socks5.c: the relay learns of the EOF we swallowed. */
+	tb_gw_relay(l, client, remote, eof);
 }
 
 static void h_on_data(void *ctx, tb_stream_t *s, const uint8_t *data, size_t len)
@@ -1259,7 +1264,7 @@ void tb_http_serve(tb_gw_listener_t *l, tb_stream_t *s, const tb_addr_t *peer, c
 	hs->state = H_HEAD;
 	tb_buf_init(&hs->in);
 	tb_timer_init(&hs->timer, h_on_timer, hs);
-	tb_gw_session_hold(l);
+	tb_gw_session_hold(l, &hs->gs, h_cancel, hs);
 	tb_stream_set_handler(s, &h_handler, hs);
 	if (hto)
 		tb_timer_start(hs->loop, &hs->timer, hto);

@@ -157,6 +157,8 @@ int tb_relay_start(tb_loop_t *loop, tb_stream_t *a, tb_stream_t *b, const tb_rel
 	tb_stream_resume(b);
 	if (out)
 		*out = r;
+	if (o && o->a_eof)
+		relay_eof(r, 0); /* only shuts b down: never finishes the relay here */
 	return 0;
 }
 

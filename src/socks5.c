@@ -394,6 +394,7 @@ enum s5_state {
 
 typedef struct s5_sess {
 	tb_gw_listener_t *l;
+	tb_gw_session_t gs;
 	tb_loop_t *loop;
 	tb_stream_t *client;
 	tb_addr_t peer;
@@ -431,8 +432,13 @@ static void s5_free(s5_sess_t *ss)
 	if (ss->client)
 		tb_stream_close(ss->client);
 	tb_buf_free(&ss->in);
-	tb_gw_session_release(ss->l);
+	tb_gw_session_release(ss->l, &ss->gs);
 	free(ss);
+}
+
+static void s5_cancel(void *arg)
+{
+	s5_free(arg);
 }
 
 /* UDP and datagram callbacks end the session from a deferred call, so no
@@ -685,11 +691,10 @@ static void s5_on_open(void *arg, tb_stream_t *remote, int err)
 		tb_stream_resume(client);
 	ss->client = NULL;
 	s5_free(ss);
-	/* The client's EOF came while we owned it and will not come again:
-	 * replay it to the relay, its new owner, which then half-closes the
-	 * remote once the pipelined bytes are sent. */
-	if (tb_gw_relay(l, client, remote) == 0 && eof)
-		tb_stream_emit_eof(client);
+	/* The client's EOF came while we owned it and will not come again: the
+	 * relay is told, and half-closes the remote once the pipelined bytes
+	 * are sent. */
+	tb_gw_relay(l, client, remote, eof);
 }
 
 /* ---- UDP ASSOCIATE, RFC 1928 §7 ---- */
@@ -938,7 +943,7 @@ void tb_socks5_serve(tb_gw_listener_t *l, tb_stream_t *s, const tb_addr_t *peer,
 	tb_buf_init(&ss->in);
 	tb_timer_init(&ss->timer, s5_on_timer, ss);
 	tb_defer_init(&ss->end, s5_end_cb, ss);
-	tb_gw_session_hold(l);
+	tb_gw_session_hold(l, &ss->gs, s5_cancel, ss);
 	tb_stream_set_handler(s, &s5_handler, ss);
 	if (hs)
 		tb_timer_start(ss->loop, &ss->timer, hs);

@@ -50,13 +50,22 @@ const char *tb_gw_server_id(const tb_gw_listener_t *l);
  * resolve, TB_ECONNREFUSED, TB_ENETUNREACH, TB_ETIMEDOUT... */
 int tb_gw_open(tb_gw_listener_t *l, const tb_target_t *t, tb_connector_cb cb, void *arg, tb_gw_open_t **out);
 void tb_gw_open_cancel(tb_gw_open_t *o);
-/* Relays client <-> remote as a tracked flow; takes both streams. */
-int tb_gw_relay(tb_gw_listener_t *l, tb_stream_t *client, tb_stream_t *remote);
+/* Relays client <-> remote as a tracked flow; takes both streams.
+ * client_eof: the client already sent EOF while the server owned it. */
+int tb_gw_relay(tb_gw_listener_t *l, tb_stream_t *client, tb_stream_t *remote, bool client_eof);
 /* A UDP association routed on its first packet's target (rog's rule). */
 int tb_gw_udp_open(tb_gw_listener_t *l, const tb_target_t *first, tb_dgram_recv_cb cb, void *arg,
 		   tb_dgram_t **out);
-/* Handshaking sessions register so a drain can end them. */
-void tb_gw_session_hold(tb_gw_listener_t *l);
-void tb_gw_session_release(tb_gw_listener_t *l);
+/* A handshaking session (or a UDP association) registers itself so a drain
+ * waits for it and, at the drain deadline, ends it through cancel(arg).
+ * The node is embedded in the session; release it on every free path. */
+typedef struct tb_gw_session {
+	struct tb_gw_session *prev, *next;
+	void (*cancel)(void *arg);
+	void *arg;
+} tb_gw_session_t;
+
+void tb_gw_session_hold(tb_gw_listener_t *l, tb_gw_session_t *s, void (*cancel)(void *arg), void *arg);
+void tb_gw_session_release(tb_gw_listener_t *l, tb_gw_session_t *s);
 
 #endif

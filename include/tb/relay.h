@@ -23,6 +23,7 @@ typedef void (*tb_relay_done_cb)(void *arg, tb_relay_t *r, const tb_relay_stats_
 
 typedef struct tb_relay_opts {
 	uint32_t idle_ms;        /* 0: no idle timeout */
+	bool a_eof;              /* a already reported EOF to its previous owner */
 	tb_relay_done_cb done;   /* may be NULL */
 	void *arg;
 } tb_relay_opts_t;

@@ -62,4 +62,26 @@ for i in $(seq 100); do kill -0 "$GW_PID" 2>/dev/null || break; sleep 0.1; done
 wait "$GW_PID"
 rc=$?
 check "the gateway exits 0 once drained (got $rc)" [ "$rc" -eq 0 ]
+
+# Drain deadline: a flow that outlives --drain-timeout and a handshake that
+# never completes are both cut, and the process exits promptly (under SAN=1
+# the runner also fails on any leak they leave).
+start_gateway "$WORK/gw.toml" --drain-timeout 500
+wait_port "$P" || notok "gateway restarts"
+curl -sS --max-time 30 --limit-rate 200K -o /dev/null --socks5-hostname "127.0.0.1:$P" \
+	"http://127.0.0.1:$HTTP_PORT/big" 2>/dev/null &
+CURL=$!
+exec 7<>/dev/tcp/127.0.0.1/$P # a client that connects and says nothing
+sleep 0.5
+t0=$(date +%s%N)
+kill -TERM "$GW_PID"
+wait "$GW_PID"
+rc=$?
+ms=$((($(date +%s%N) - t0) / 1000000))
+exec 7>&-
+kill "$CURL" 2>/dev/null
+wait "$CURL" 2>/dev/null
+echo "# exit after SIGTERM with a 500 ms drain deadline: ${ms} ms"
+check "a drain deadline cuts flows and handshakes, then exits 0 (rc $rc, ${ms} ms)" \
+	[ "$rc" -eq 0 -a "$ms" -lt 5000 ]
 finish

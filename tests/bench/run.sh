@@ -188,11 +188,11 @@ tp() {
 	printf -v "d_$name" '%s' "$(echo "$dv" | median)"
 	printf -v "g_$name" '%s' "$(echo "$gv" | median)"
 }
-# setup NAME [extra args]: p50, p99 and conn/s into ${NAME}_p50 etc.
+# setup NAME COUNT CONCURRENCY [extra args]: p50, p99 and conn/s into ${NAME}_p50 etc.
 setup() {
-	local name=$1 out
-	shift
-	out=$(timeout -k 5 90 "$LG" setup --count "$SETUP_N" --concurrency 8 --timeout 80 \
+	local name=$1 count=$2 conc=$3 out
+	shift 3
+	out=$(timeout -k 5 90 "$LG" setup --count "$count" --concurrency "$conc" --timeout 80 \
 		--target "$TARGET" "$@" 2>&1)
 	echo "  $(echo "$out" | tail -n 1)"
 	[ "$(echo "$out" | field failed)" = 0 ] || {
@@ -290,8 +290,13 @@ tp down 1 --download
 
 # (3) connection setup
 echo "bench: connection setup ($SETUP_N connections, 8 at a time, connect() to first echoed byte)"
-setup d_setup
-gw_ok && setup g_setup "${SOCKS[@]}"
+setup d_setup "$SETUP_N" 8
+gw_ok && setup g_setup "$SETUP_N" 8 "${SOCKS[@]}"
+# One at a time: the path's own latency, without queueing behind the other
+# seven in a single-threaded loop.
+echo "bench: connection setup ($((SETUP_N / 5)) connections, one at a time)"
+setup d_seq $((SETUP_N / 5)) 1
+gw_ok && setup g_seq $((SETUP_N / 5)) 1 "${SOCKS[@]}"
 if [ "$have_tb" = 1 ]; then
 	tb_alive || { note "tunnelbox died during the throughput/setup runs (see $BD/tunnelbox.log)"; FAILED=1; }
 	g_rss_end=$(tb_alive && rss_kb "$TB_PID")
@@ -339,9 +344,11 @@ mb() { local x; x=$(v "$1"); [ "$x" = n/a ] && echo n/a || printf "%.0f" "$x"; }
 	echo "| single-flow upload, $BIG_LABEL (MB/s) | $(mb d_single) | $(mb g_single) | $(ratio "$(v d_single)" "$(v g_single)") | ≥ 0.40 |"
 	echo "| $FLOWS-flow aggregate upload, $BIG_LABEL (MB/s) | $(mb d_multi) | $(mb g_multi) | $(ratio "$(v d_multi)" "$(v g_multi)") | – |"
 	echo "| single-flow download, $BIG_LABEL (MB/s) | $(mb d_down) | $(mb g_down) | $(ratio "$(v d_down)" "$(v g_down)") | – |"
-	echo "| connection setup p50 (µs) | $(v d_setup_p50) | $(v g_setup_p50) | $(ratio "$(v d_setup_p50)" "$(v g_setup_p50)") | – |"
-	echo "| connection setup p99 (µs) | $(v d_setup_p99) | $(v g_setup_p99) | $(ratio "$(v d_setup_p99)" "$(v g_setup_p99)") | – |"
-	echo "| connection setup rate (conn/s) | $(v d_setup_rate) | $(v g_setup_rate) | $(ratio "$(v d_setup_rate)" "$(v g_setup_rate)") | – |"
+	echo "| connection setup p50, one at a time (µs) | $(v d_seq_p50) | $(v g_seq_p50) | $(ratio "$(v d_seq_p50)" "$(v g_seq_p50)") | – |"
+	echo "| connection setup p99, one at a time (µs) | $(v d_seq_p99) | $(v g_seq_p99) | $(ratio "$(v d_seq_p99)" "$(v g_seq_p99)") | – |"
+	echo "| connection setup p50, 8 at a time (µs) | $(v d_setup_p50) | $(v g_setup_p50) | $(ratio "$(v d_setup_p50)" "$(v g_setup_p50)") | – |"
+	echo "| connection setup p99, 8 at a time (µs) | $(v d_setup_p99) | $(v g_setup_p99) | $(ratio "$(v d_setup_p99)" "$(v g_setup_p99)") | – |"
+	echo "| connection setup rate, 8 at a time (conn/s) | $(v d_setup_rate) | $(v g_setup_rate) | $(ratio "$(v d_setup_rate)" "$(v g_setup_rate)") | – |"
 	echo "| gateway RSS, $(v idle0_held) idle proxied conns after CONNECT (KB) | $(v idle0_before) | $(v idle0_with) | $(ratio "$(v idle0_before)" "$(v idle0_with)") | – |"
 	echo "| RSS per idle proxied conn, after CONNECT (KB) | – | $(per_conn "$(v idle0_before)" "$(v idle0_with)" "$(v idle0_held)") | – | ≤ 2 |"
 	echo "| RSS per idle proxied conn, after 1 byte each way (KB) | – | $(per_conn "$(v idle1_before)" "$(v idle1_with)" "$(v idle1_held)") | – | ≤ 2 |"

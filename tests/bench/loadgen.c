@@ -51,6 +51,7 @@
 /* Bursts per wakeup: enough to keep a fast flow busy, small enough that one
  * flow cannot starve the other 63. */
 #define BURST 16
+#define MAX_DOWNLOAD (64ull << 30)
 
 static unsigned char g_zeros[CHUNK];
 static unsigned char g_rx[CHUNK];
@@ -393,8 +394,8 @@ static void sink_data(struct sconn *c, const unsigned char *p, size_t n)
 		c->mode = c->kind == 'U' ? SK_UPLOAD : SK_DOWNLOAD;
 		if (c->kind == 'U')
 			c->expect = load_be64(c->hdr);
-		else
-			c->bulk_left = load_be64(c->hdr);
+		else /* a length off the wire: no more than a benchmark would ask */
+			c->bulk_left = load_be64(c->hdr) <= MAX_DOWNLOAD ? load_be64(c->hdr) : 0;
 	}
 	if (c->mode != SK_UPLOAD)
 		return; /* echo, hold and download discard what the client sends */
@@ -893,11 +894,22 @@ static void clients_run(struct clients *cl, int64_t deadline)
 	}
 }
 
+static void clients_free(struct clients *cl)
+{
+	for (int i = 0; i < cl->launched; i++)
+		if (cl->c[i].fd >= 0 && cl->c[i].state != CC_DONE)
+			close(cl->c[i].fd);
+	close(cl->ep);
+	free(cl->c);
+	free(cl->lat_us);
+}
+
 static int run_setup(const struct opts *o)
 {
 	struct clients cl = {.o = o};
 	int64_t t_start, deadline;
 	double secs;
+	int rc;
 
 	cl.c = calloc((size_t)o->count, sizeof(*cl.c));
 	cl.lat_us = calloc((size_t)o->count, sizeof(*cl.lat_us));
@@ -908,13 +920,15 @@ static int run_setup(const struct opts *o)
 	deadline = t_start + (int64_t)(o->timeout_s * 1e6);
 	clients_run(&cl, deadline);
 	secs = (double)(now_us() - t_start) / 1e6;
+	rc = cl.ok == o->count ? 0 : 1;
 	qsort(cl.lat_us, (size_t)cl.ok, sizeof(double), cmp_double);
 	printf("setup count=%d concurrency=%d via=%s ok=%d failed=%d p50_us=%.0f p99_us=%.0f "
 	       "conn_per_s=%.0f\n",
 	       o->count, o->concurrency, o->have_socks ? "socks5" : "direct", cl.ok, cl.failed,
 	       percentile(cl.lat_us, cl.ok, 0.50), percentile(cl.lat_us, cl.ok, 0.99),
 	       secs > 0 ? cl.ok / secs : 0.0);
-	return cl.ok == o->count ? 0 : 1;
+	clients_free(&cl);
+	return rc;
 }
 
 static int run_idle(const struct opts *o)
@@ -922,6 +936,7 @@ static int run_idle(const struct opts *o)
 	struct clients cl = {.o = o, .hold = 1};
 	struct epoll_event evs[MAX_EVENTS];
 	int64_t deadline, hold_until;
+	int rc;
 
 	cl.c = calloc((size_t)o->count, sizeof(*cl.c));
 	cl.ep = epoll_create1(EPOLL_CLOEXEC);
@@ -952,7 +967,9 @@ static int run_idle(const struct opts *o)
 		}
 	}
 	printf("done held=%d failed=%d dropped=%d\n", cl.ok - cl.dropped, cl.failed, cl.dropped);
-	return cl.failed || cl.dropped ? 1 : 0;
+	rc = cl.failed || cl.dropped ? 1 : 0;
+	clients_free(&cl);
+	return rc;
 }
 
 /* ---- small utilities for the driver script ---- */

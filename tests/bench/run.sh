@@ -87,7 +87,7 @@ ${CC:-cc} -O2 -Wall -Wextra -o "$LG" "$HERE/loadgen.c" || {
 
 # ---- the sink ----
 : >"$BD/sink.out" # the file is read below before the sink may have opened it
-"$LG" sink --listen 127.0.0.1:0 --timeout 900 >>"$BD/sink.out" 2>&1 &
+"$LG" sink --listen 127.0.0.1:0 --timeout 600 >>"$BD/sink.out" 2>&1 &
 SINK_PID=$!
 PIDS+=("$SINK_PID")
 for ((i = 0; i < 100; i++)); do

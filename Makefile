@@ -222,7 +222,10 @@ unit_src = $(wildcard src/$(1).c port/posix/$(1).c)
 unit_wanted = $(if $(call unit_src,$(1)),$(filter $(call unit_src,$(1)),$(SRCS-y)),$(if $(filter %/$(1).c,$(SRCS_ALL)),,yes))
 UNIT_SRCS := $(foreach t,$(UNIT_ALL),$(if $(call unit_wanted,$(patsubst tests/unit/test_%.c,%,$(t))),$(t)))
 UNIT_BINS := $(patsubst tests/unit/%.c,$(O)/tests/%,$(UNIT_SRCS))
-TEST_CPPFLAGS := $(CPPFLAGS) -DTB_VECTORS='"$(CURDIR)/tests/vectors"' -DTB_SRCDIR='"$(CURDIR)"'
+# Paths for test fixtures. Build paths from TB_UNIT_DIR or TB_SRCDIR, not
+# from "TB_VECTORS/..": git keeps no empty folder, so a fresh clone may lack one.
+TEST_CPPFLAGS := $(CPPFLAGS) -DTB_SRCDIR='"$(CURDIR)"' -DTB_VECTORS='"$(CURDIR)/tests/vectors"' \
+	-DTB_UNIT_DIR='"$(CURDIR)/tests/unit"'
 
 $(O)/tests/%: tests/unit/%.c $(LIB) $(GEN)/config.h $(FLAGS_FILE) | $(SYSROOT_STAMP)
 	@mkdir -p $(dir $@)

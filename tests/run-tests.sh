@@ -11,13 +11,16 @@
 #   QEMU              runner prefix for unit binaries, e.g. "qemu-s390x -L /usr/s390x-linux-gnu"
 #   UNIT_TIMEOUT      seconds per unit binary (default 60, 300 under QEMU)
 #   INTEG_TIMEOUT     seconds per integration script (default 180)
-#   TESTS             only integration scripts whose name contains one of these words
+#   TESTS             only binaries and scripts whose name contains one of these words
 #   VERBOSE=1         print every script's whole output, not only on failure
 #
 # A unit binary reports through cmocka's TAP output. An integration script
 # prints "ok - what" / "not ok - what" lines (and "# comment" lines); exit 77
 # with no result line means "skipped", any other non-zero exit without a
-# "not ok" line counts as one failure. Output of failed tests is replayed.
+# "not ok" line counts as one failure. A report from AddressSanitizer or
+# LeakSanitizer, in the test or in any process it started (the gateway),
+# fails the test too (ASAN_OPTIONS gets a log_path per test). Output of
+# failed tests is replayed; whole logs stay in $O/test-logs/.
 # The last line is always "N passed, N failed"; the exit status is 1 if any
 # test failed.
 set -uo pipefail
@@ -142,8 +145,17 @@ parse_tap() {
 	done <"$log"
 }
 
+selected() { # selected NAME: is NAME picked by $TESTS (all when unset)?
+	local w
+	[ -n "${TESTS:-}" ] || return 0
+	for w in $TESTS; do [[ $1 == *"$w"* ]] && return 0; done
+	return 1
+}
+
 run_unit() {
-	local bin name log
+	local bin name log bins=()
+	for bin in "$@"; do selected "$(basename "$bin")" && bins+=("$bin"); done
+	set -- "${bins[@]}"
 	[ $# -gt 0 ] || { echo "${c_hd}== unit tests: none built${c_off}"; return; }
 	echo "${c_hd}== unit tests (${#}${QEMU:+, under ${QEMU%% *}})${c_off}"
 	# Line-buffered stdout, so that a test killed by the timeout still shows
@@ -179,14 +191,9 @@ run_unit() {
 }
 
 run_integration() {
-	local scripts=() s name log w keep
+	local scripts=() s name log
 	for s in "$root"/tests/integration/*.sh; do
-		if [ -n "${TESTS:-}" ]; then
-			keep=0
-			for w in $TESTS; do [[ $(basename "$s") == *"$w"* ]] && keep=1; done
-			[ $keep = 1 ] || continue
-		fi
-		scripts+=("$s")
+		selected "$(basename "$s")" && scripts+=("$s")
 	done
 	echo "${c_hd}== integration tests (${#scripts[@]} scripts, TB=$TB)${c_off}"
 	if [ ! -x "$TB" ] && [ ${#scripts[@]} -gt 0 ]; then

@@ -568,10 +568,23 @@ static const char *kind_name(const struct node *n)
 	}
 }
 
+/* A key as written in a path, so control characters in a quoted key cannot
+ * break a log line. */
+static const char *key_label(const struct node *n, char *buf, size_t cap)
+{
+	size_t len = 0;
+
+	buf[0] = '\0';
+	path_key(buf, cap, &len, n->v.key);
+	return buf;
+}
+
 static int conflict(struct parser *p, struct pos at, const struct node *n)
 {
-	return fail_at(p, at, "'%s' is already defined as %s at %d:%d", n->v.key, kind_name(n), n->v.line,
-		       n->v.col);
+	char k[48];
+
+	return fail_at(p, at, "'%s' is already defined as %s at %d:%d", key_label(n, k, sizeof(k)),
+		       kind_name(n), n->v.line, n->v.col);
 }
 
 /* ---- strings ---- */
@@ -1125,8 +1138,10 @@ static struct node *append_table(struct parser *p, struct node *t)
 	struct node *n = lookup(p, t, part_str(p, last));
 
 	if (n && n->kind == K_ARRAY) {
-		fail_at(p, at, "cannot append to the static array '%s' defined at %d:%d", n->v.key, n->v.line,
-			n->v.col);
+		char k[48];
+
+		fail_at(p, at, "cannot append to the static array '%s' defined at %d:%d",
+			key_label(n, k, sizeof(k)), n->v.line, n->v.col);
 		return NULL;
 	}
 	if (n && n->kind != K_AOT) {

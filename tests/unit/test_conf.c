@@ -683,6 +683,8 @@ static const struct bad bad_docs[] = {
 	 "'s' is already defined as a table at 1:2"},
 	{"implicit table defined twice", "[a.b]\n[a]\n[a]\n", 0, 3, 2, "a",
 	 "'a' is already defined as a table at 2:2"},
+	{"conflict names a quoted key", "\"a\\nb\" = 1\n[\"a\\nb\"]\n", 0, 2, 2, "\"a\\u000Ab\"",
+	 "'\"a\\u000Ab\"' is already defined as a value at 1:1"},
 	{"table over a value", "a = 1\n[a]\n", 0, 2, 2, "a", "'a' is already defined as a value at 1:1"},
 	{"key prefix is a value", "a = 1\na.b = 2\n", 0, 2, 1, "a.b",
 	 "'a' is already defined as a value at 1:1"},

@@ -46,6 +46,7 @@ struct tb_gw {
 	char server_id[40];
 	uint32_t handshake_ms, idle_ms, udp_idle_ms;
 	size_t flows, sessions, max_flows;
+	uint32_t workers;
 	struct flow *flow_list;        /* running relays, for the drain deadline */
 	tb_gw_session_t *session_list; /* handshakes and UDP associations */
 	/* drain */
@@ -316,8 +317,11 @@ static int load_globals(tb_gw_t *gw, const tb_conf_t *conf, tb_conf_err_t *err)
 	    (rc = get_u32(root, "handshake_timeout_ms", &gw->handshake_ms, 3600000, err)) < 0 ||
 	    (rc = get_u32(root, "idle_timeout_s", &idle_s, 86400 * 7, err)) < 0 ||
 	    (rc = get_u32(root, "udp_idle_timeout_s", &udp_s, 86400, err)) < 0 ||
-	    (rc = get_u32(root, "max_flows", &flows, 1 << 20, err)) < 0)
+	    (rc = get_u32(root, "max_flows", &flows, 1 << 20, err)) < 0 ||
+	    (rc = get_u32(root, "workers", &gw->workers, 64, err)) < 0)
 		return rc;
+	if (gw->workers == 0)
+		gw->workers = 1;
 	gw->idle_ms = idle_s * 1000;
 	gw->udp_idle_ms = udp_s * 1000;
 	gw->max_flows = flows;
@@ -520,7 +524,9 @@ int tb_gw_start(tb_gw_t *gw)
 	int rc;
 
 	for (tb_gw_listener_t *l = gw->listeners; l; l = l->next) {
-		tb_tcp_listen_opts_t o = {0};
+		/* N workers share each listening port; the kernel spreads
+		 * connections over them (DESIGN.md idea 4). */
+		tb_tcp_listen_opts_t o = {.reuseport = gw->workers > 1};
 		rc = tb_tcp_listen(gw->loop, &l->bind, &o, on_accept, l, &l->tcp);
 		if (rc < 0) {
 			tb_err("listener %s: cannot listen on %s: %s", l->name, tb_addr_str(&l->bind, buf, sizeof(buf)),
@@ -623,6 +629,11 @@ void tb_gw_free(tb_gw_t *gw)
 	}
 	tb_dns_free(gw->dns);
 	free(gw);
+}
+
+unsigned tb_gw_workers(const tb_gw_t *gw)
+{
+	return gw->workers;
 }
 
 size_t tb_gw_flow_count(const tb_gw_t *gw)

@@ -14,12 +14,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "tb/conf.h"
 #include "tb/gateway.h"
 #include "tb/log.h"
 #include "tb/loop.h"
+#include "tb/port.h"
 
 #ifndef TB_VERSION
 #define TB_VERSION "0.0.0"
@@ -143,6 +145,116 @@ static int setup_signals(struct app *app)
 	return tb_loop_add_fd(app->loop, sig_pipe[0], TB_EV_READ, signal_event, app);
 }
 
+static int serve(struct app *app)
+{
+	int rc;
+
+	if (setup_signals(app) < 0 || tb_gw_start(app->gw) < 0)
+		return 1;
+	rc = tb_loop_run(app->loop) < 0 ? 1 : 0;
+	tb_info("stopped");
+	return rc;
+}
+
+/* A worker process: its own loop and gateway, the parent's signals reset. */
+static int worker_main(struct app *app, const tb_conf_t *conf)
+{
+	tb_conf_err_t err;
+	int rc;
+
+	app->loop = tb_loop_new();
+	if (!app->loop || tb_gw_new(app->loop, conf, &app->gw, &err) < 0)
+		return 1;
+	rc = serve(app);
+	tb_gw_free(app->gw);
+	tb_loop_free(app->loop);
+	return rc;
+}
+
+static pid_t spawn_worker(struct app *app, const tb_conf_t *conf, const sigset_t *old)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		sigprocmask(SIG_SETMASK, old, NULL);
+		_exit(worker_main(app, conf));
+	}
+	if (pid < 0)
+		tb_err("fork: %s", strerror(errno));
+	return pid;
+}
+
+/* Starts n workers and forwards signals to them. A worker that dies while
+ * we are not stopping is restarted, at most RESPAWN_MAX times a minute. */
+#define RESPAWN_MAX 10
+static int supervise(struct app *app, const tb_conf_t *conf, unsigned n)
+{
+	sigset_t set, old;
+	pid_t pids[64] = {0};
+	unsigned alive = 0, respawns = 0;
+	uint64_t window = 0;
+	bool stopping = false;
+	int rc = 0;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &set, &old);
+	signal(SIGPIPE, SIG_IGN);
+	for (unsigned i = 0; i < n; i++)
+		if ((pids[i] = spawn_worker(app, conf, &old)) > 0)
+			alive++;
+	tb_info("supervisor %d: %u workers", (int)getpid(), alive);
+	while (alive > 0) {
+		int sig = sigwaitinfo(&set, NULL), st;
+		pid_t pid;
+
+		if (sig == SIGHUP || sig == SIGINT || sig == SIGTERM) {
+			stopping |= sig != SIGHUP;
+			for (unsigned i = 0; i < n; i++)
+				if (pids[i] > 0)
+					kill(pids[i], sig);
+			continue;
+		}
+		while (sig == SIGCHLD && (pid = waitpid(-1, &st, WNOHANG)) > 0) {
+			unsigned i;
+			for (i = 0; i < n && pids[i] != pid; i++)
+				;
+			if (i == n)
+				continue;
+			pids[i] = 0;
+			alive--;
+			bool clean = WIFEXITED(st) && WEXITSTATUS(st) == 0;
+			if (stopping || clean) {
+				if (!clean)
+					rc = 1; /* a worker failed to stop cleanly */
+				continue;
+			}
+			uint64_t now = tb_port_now_ms();
+			if (now - window > 60000) {
+				window = now;
+				respawns = 0;
+			}
+			if (++respawns > RESPAWN_MAX) {
+				tb_err("workers keep dying; stopping");
+				stopping = true;
+				rc = 1;
+				for (unsigned j = 0; j < n; j++)
+					if (pids[j] > 0)
+						kill(pids[j], SIGTERM);
+				continue;
+			}
+			tb_warn("worker %d died (status %d); restarting it", (int)pid, st);
+			if ((pids[i] = spawn_worker(app, conf, &old)) > 0)
+				alive++;
+		}
+	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	return rc;
+}
+
 static void print_version(void)
 {
 	static const struct {
@@ -242,16 +354,22 @@ static int gateway_main(int argc, char **argv)
 		tb_loop_free(app.loop);
 		return 2;
 	}
-	tb_conf_free(conf);
 	if (check) {
 		printf("%s: configuration ok\n", app.config_path ? app.config_path : "<embedded>");
 		rc = 0;
-	} else if (setup_signals(&app) < 0 || tb_gw_start(app.gw) < 0) {
-		rc = 1;
+	} else if (tb_gw_workers(app.gw) > 1) {
+		unsigned n = tb_gw_workers(app.gw);
+		/* The parent only supervises; each worker builds its own loop
+		 * and gateway from the same (already validated) configuration. */
+		tb_gw_free(app.gw);
+		tb_loop_free(app.loop);
+		rc = supervise(&app, conf, n);
+		tb_conf_free(conf);
+		return rc;
 	} else {
-		rc = tb_loop_run(app.loop) < 0 ? 1 : 0;
-		tb_info("stopped");
+		rc = serve(&app);
 	}
+	tb_conf_free(conf);
 	tb_gw_free(app.gw);
 	tb_loop_free(app.loop);
 	return rc;

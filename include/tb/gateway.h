@@ -28,6 +28,8 @@ int tb_gw_reload(tb_gw_t *gw, const tb_conf_t *conf, tb_conf_err_t *err);
 void tb_gw_drain(tb_gw_t *gw, uint32_t drain_ms, void (*done)(void *arg), void *arg);
 void tb_gw_free(tb_gw_t *gw);
 size_t tb_gw_flow_count(const tb_gw_t *gw);
+/* The `workers` setting: processes that share the listeners (SO_REUSEPORT). */
+unsigned tb_gw_workers(const tb_gw_t *gw);
 
 /* ---- for protocol servers ---- */
 typedef struct tb_gw_auth {

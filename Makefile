@@ -149,7 +149,7 @@ ifeq ($(SAN),1)
   SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
   OPT := -O1 -g
 endif
-CPPFLAGS := -Iinclude -I$(GEN)/.. -D_GNU_SOURCE -DTB_VERSION='"$(VERSION)"' $(BOARD_CPPFLAGS)
+CPPFLAGS := -Iinclude -I$(O)/include -D_GNU_SOURCE -DTB_VERSION='"$(VERSION)"' $(BOARD_CPPFLAGS)
 CFLAGS := -std=gnu11 $(OPT) $(WARN) $(SANFLAGS) -ffunction-sections -fdata-sections \
 	-MMD -MP $(BOARD_CFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS := $(SANFLAGS) -Wl,--gc-sections -Wl,--as-needed $(BOARD_LDFLAGS) $(EXTRA_LDFLAGS)

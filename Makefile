@@ -120,6 +120,11 @@ ifeq ($(filter $(NOCONFIG_GOALS) $(WRAPPED_GOALS),$(MAKECMDGOALS)),)
 endif
 
 # ---- sources, chosen by Kconfig ----
+# A new module: `SRCS-$(CONFIG_X) += src/x.c` and, if it links a library,
+# `LIBS-$(CONFIG_X) += -lfoo`; then add the library's Debian -dev package to
+# DEB_PKGS in board/linux/board.mk and its runtime and -dev packages to
+# SYSROOT_PKGS of the cross boards (board/qemu-*/board.mk). Its unit test
+# tests/unit/test_x.c and fuzz targets tests/fuzz/fuzz_*.c are found by name.
 SRCS-y := src/base.c src/addr.c src/buf.c src/log.c src/loop.c src/conf.c \
 	src/relay.c src/router.c src/connector.c src/gateway.c
 SRCS-$(CONFIG_GW_SOCKS5) += src/socks5.c

@@ -129,6 +129,9 @@ SRCS-y := src/base.c src/addr.c src/buf.c src/log.c src/loop.c src/conf.c \
 	src/relay.c src/router.c src/connector.c src/gateway.c
 SRCS-$(CONFIG_GW_SOCKS5) += src/socks5.c
 SRCS-$(CONFIG_GW_HTTP) += src/http.c
+SRCS-$(CONFIG_TLS) += src/tls.c
+SRCS-$(CONFIG_WS) += src/ws.c
+SRCS-$(CONFIG_LINKSOCKS) += src/linksocks.c
 SRCS-$(CONFIG_PORT_POSIX) += port/posix/sys.c port/posix/tcp.c port/posix/udp.c
 SRCS-$(CONFIG_LOOP_EPOLL) += port/posix/poll_epoll.c
 SRCS-$(CONFIG_LOOP_POLL) += port/posix/poll_poll.c

@@ -169,7 +169,8 @@ FUZZ_CFLAGS := -std=gnu11 -O1 -g $(WARN) -fno-omit-frame-pointer -fno-sanitize-r
 	-DTB_FUZZ_CODEC_ONLY -MMD -MP $(EXTRA_CFLAGS)
 
 # Bootstrap aid while modules land: missing sources are skipped with a note.
-SRCS_ALL := $(SRCS-y)
+# Every module the Makefile knows, configured in (SRCS-y) or out (SRCS-).
+SRCS_KNOWN := $(SRCS-y) $(SRCS-) $(SRCS-n)
 SRCS_MISSING := $(filter-out $(wildcard $(SRCS-y)),$(SRCS-y))
 ifneq ($(SRCS_MISSING),)
   ifeq ($(filter $(NOCONFIG_GOALS) $(WRAPPED_GOALS),$(MAKECMDGOALS)),)
@@ -223,12 +224,13 @@ endif
 sysroot: $(SYSROOT_STAMP)
 
 # ---- unit tests ----
-# tests/unit/test_<m>.c is built when src/<m>.c (or port/posix/<m>.c) is
-# selected; a test named after no source file (test_bytes.c) always is.
+# tests/unit/test_<m>.c is built when module <m> (src/<m>.c or
+# port/posix/<m>.c) is configured in and written; a test named after no
+# module (test_port.c) always is.
 UNIT_ALL := $(wildcard tests/unit/test_*.c)
-unit_src = $(wildcard src/$(1).c port/posix/$(1).c)
-unit_wanted = $(if $(call unit_src,$(1)),$(filter $(call unit_src,$(1)),$(SRCS-y)),$(if $(filter %/$(1).c,$(SRCS_ALL)),,yes))
-UNIT_SRCS := $(foreach t,$(UNIT_ALL),$(if $(call unit_wanted,$(patsubst tests/unit/test_%.c,%,$(t))),$(t)))
+module_of = $(filter src/$(1).c port/posix/$(1).c,$(SRCS_KNOWN))
+module_in = $(if $(call module_of,$(1)),$(filter $(call module_of,$(1)),$(SRCS-y)),yes)
+UNIT_SRCS := $(foreach t,$(UNIT_ALL),$(if $(call module_in,$(patsubst tests/unit/test_%.c,%,$(t))),$(t)))
 UNIT_BINS := $(patsubst tests/unit/%.c,$(O)/tests/%,$(UNIT_SRCS))
 # Paths for test fixtures. Build paths from TB_UNIT_DIR or TB_SRCDIR, not
 # from "TB_VECTORS/..": git keeps no empty folder, so a fresh clone may lack one.
@@ -282,7 +284,12 @@ _bench: $(BIN)
 # ---- fuzzing (host boards): libFuzzer targets tests/fuzz/fuzz_<name>.c ----
 # The library is rebuilt with clang and the sanitizers into $(O)/fuzz/lib;
 # the linker takes from it only what each target needs.
-FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+# tests/fuzz/fuzz_<m>.c is skipped (with a note) only when module <m> is
+# configured out; a module not yet written makes its target fail to link.
+FUZZ_ALL := $(wildcard tests/fuzz/fuzz_*.c)
+fuzz_wanted = $(or $(call module_in,$(1)),$(filter $(call module_of,$(1)),$(SRCS_MISSING)))
+FUZZ_SRCS := $(foreach t,$(FUZZ_ALL),$(if $(call fuzz_wanted,$(patsubst tests/fuzz/fuzz_%.c,%,$(t))),$(t)))
+FUZZ_OFF := $(patsubst tests/fuzz/%.c,%,$(filter-out $(FUZZ_SRCS),$(FUZZ_ALL)))
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(O)/fuzz/%,$(FUZZ_SRCS))
 FUZZ_OBJS := $(patsubst %.c,$(O)/fuzz/lib/%.o,$(SRCS-y))
 FUZZ_LIB := $(O)/fuzz/lib/libtb.a
@@ -302,11 +309,13 @@ $(O)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB) $(GEN)/config.h
 	$(Q)$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer,$(FUZZ_SAN) -o $@ $< $(FUZZ_LIB) $(LDLIBS)
 
 # Every target is tried; those that fail to compile or link are named at the end.
+FUZZ_OFF_NOTE := $(if $(FUZZ_OFF),echo "note: not fuzzed (module configured out): $(FUZZ_OFF)";)
+
 _fuzz: $(FUZZ_LIB)
 ifneq ($(CROSS_COMPILE),)
 	$(error fuzzing runs on host boards only)
 endif
-	$(Q)bad=; for b in $(FUZZ_BINS); do \
+	$(Q)$(FUZZ_OFF_NOTE) bad=; for b in $(FUZZ_BINS); do \
 	  $(MAKE) O=$(O) $$b || bad="$$bad $${b##*/}"; \
 	done; \
 	if [ -z "$(FUZZ_BINS)" ]; then echo "no fuzz targets in tests/fuzz/"; fi; \
@@ -314,7 +323,7 @@ endif
 
 # Targets that did not build count as failures; the others still run.
 _fuzz-smoke: $(FUZZ_LIB)
-	$(Q)bad=; for b in $(FUZZ_BINS); do \
+	$(Q)$(FUZZ_OFF_NOTE) bad=; for b in $(FUZZ_BINS); do \
 	  $(MAKE) O=$(O) $$b || bad="$$bad $${b##*/}"; \
 	done; \
 	O=$(abspath $(O)) FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_NOT_BUILT="$$bad" \

@@ -336,7 +336,8 @@ RANDCONFIG_O := build/randconfig
 randconfig-test: deps
 	$(Q)bad=; for i in $$(seq 1 $(RANDCONFIG_N)); do \
 	  seed=$$(( $(RANDCONFIG_SEED) + i )); d=$(RANDCONFIG_O)/$$i; mkdir -p $$d; \
-	  $(PY) kconfig/randconfig.py --seed $$seed --base board/linux/defconfig $(KCONFIG) $$d/.config || exit 1; \
+	  $(PY) kconfig/randconfig.py --seed $$seed --base board/linux/defconfig --makefile Makefile \
+	    $(KCONFIG) $$d/.config || exit 1; \
 	  if $(MAKE) O=$$d all >$$d/build.log 2>&1; then \
 	    echo "  ok      randconfig seed $$seed$$(sed -n 's/^note: not yet written: \(.*\)/ (not linked: \1 missing)/p' $$d/build.log)"; \
 	  else echo "  FAIL    randconfig seed $$seed (reproduce: make randconfig-test RANDCONFIG_N=1 RANDCONFIG_SEED=$$((seed - 1)))"; \

@@ -1,15 +1,21 @@
 #!/usr/bin/python3
 """Write a random but valid .config, for `make randconfig-test`.
 
-    randconfig.py [--seed N] [--base DEFCONFIG] KCONFIG OUT
+    randconfig.py [--seed N] [--base DEFCONFIG] [--makefile Makefile] KCONFIG OUT
 
 Starts from DEFCONFIG (so CONFIG_BOARD and anything not user-visible stay as
 the board has them), then flips every visible bool, picks a visible member of
 every choice, and sets bounded ints to their default, low or high end. Symbols
 that become visible only after others are set get a later pass. The same seed gives
-the same file. Prints what differs from the base on one line."""
+the same file. Prints what differs from the base on one line.
+
+With --makefile, a symbol whose `SRCS-$(CONFIG_X) += ...` sources are not
+written yet stays off, so that the random configurations still link while
+modules are landing."""
 import argparse
+import os
 import random
+import re
 
 import kconfiglib
 
@@ -40,6 +46,18 @@ def randomize(kc, rng, done):
             rng.choice(members).set_value(2)
 
 
+def unwritten_modules(makefile):
+    """Symbols X of `SRCS-$(CONFIG_X) += files` lines naming a missing file."""
+    syms = set()
+    top = os.path.dirname(os.path.abspath(makefile))
+    with open(makefile) as f:
+        for line in f:
+            m = re.match(r"SRCS-\$\(CONFIG_(\w+)\)\s*\+=\s*(.*)", line)
+            if m and any(not os.path.exists(os.path.join(top, p)) for p in m.group(2).split()):
+                syms.add(m.group(1))
+    return syms
+
+
 def values(kc):
     return {s.name: s.str_value for s in kc.unique_defined_syms}
 
@@ -48,6 +66,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--base")
+    ap.add_argument("--makefile")
     ap.add_argument("kconfig")
     ap.add_argument("out")
     a = ap.parse_args()
@@ -59,6 +78,12 @@ def main():
         kc.load_config(a.base)
     base = values(kc)
     done = set()
+    off = unwritten_modules(a.makefile) if a.makefile else set()
+    for name in sorted(off):
+        sym = kc.syms.get(name)
+        if sym is not None:
+            sym.set_value(0)
+            done.add(sym)
     for _ in range(3):  # symbols that became visible get their turn
         randomize(kc, rng, done)
     kc.write_config(a.out, header="# randconfig.py --seed %d\n" % seed)
@@ -72,7 +97,8 @@ def main():
             diff.append(("+" if val == "y" else "-") + name)
         else:
             diff.append("%s=%s" % (name, val))
-    print("seed %d: %s" % (seed, " ".join(diff) or "(same as base)"))
+    kept = " (kept off, not written: %s)" % " ".join(sorted(off)) if off else ""
+    print("seed %d: %s%s" % (seed, " ".join(diff) or "(same as base)", kept))
 
 
 if __name__ == "__main__":

@@ -20,14 +20,18 @@
 #if ENABLE_GW_HTTP
 #include "tb/http.h"
 #endif
-
-enum lproto { LP_SOCKS5, LP_HTTP, LP_MIXED };
+#if ENABLE_LINKSOCKS
+#include "tb/linksocks.h"
+#endif
 
 struct tb_gw_listener {
 	tb_gw_t *gw;
 	tb_gw_listener_t *next;
 	char *name, *router;
-	enum lproto proto;
+	const tb_gw_proto_t *proto;
+	void *priv;             /* the proto's own state */
+	tb_connector_t *fixed;  /* run-time listeners: no router */
+	bool has_bind;
 	tb_addr_t bind;
 	tb_gw_auth_t auth;
 	char *user_buf, *pass_buf;
@@ -108,17 +112,46 @@ static int get_u32(const tb_conf_val_t *t, const char *key, uint32_t *out, int64
 	return 0;
 }
 
-static int parse_listener_proto(const char *p, enum lproto *out)
+#if ENABLE_GW_MIXED
+static void mixed_serve(tb_gw_listener_t *l, tb_stream_t *s, const tb_addr_t *peer, const uint8_t *initial,
+			size_t n);
+#endif
+
+static const tb_gw_proto_t builtin_protos[] = {
+#if ENABLE_GW_SOCKS5
+	{.name = "socks5", .serve = tb_socks5_serve},
+#endif
+#if ENABLE_GW_HTTP
+	{.name = "http", .serve = tb_http_serve},
+#endif
+#if ENABLE_GW_MIXED
+	{.name = "mixed", .alias = "htss5", .serve = mixed_serve},
+#endif
+};
+
+/* Kinds that protocol modules bring. */
+static const tb_gw_proto_t *const module_protos[] = {
+#if ENABLE_LINKSOCKS
+	&tb_linksocks_server_proto,
+	&tb_linksocks_provider_proto,
+#endif
+	NULL,
+};
+
+static bool proto_named(const tb_gw_proto_t *p, const char *name)
 {
-	if (ENABLE_GW_SOCKS5 && strcmp(p, "socks5") == 0)
-		*out = LP_SOCKS5;
-	else if (ENABLE_GW_HTTP && strcmp(p, "http") == 0)
-		*out = LP_HTTP;
-	else if (ENABLE_GW_MIXED && (strcmp(p, "mixed") == 0 || strcmp(p, "htss5") == 0))
-		*out = LP_MIXED;
-	else
-		return TB_ENOENT;
-	return 0;
+	return strcmp(p->name, name) == 0 || (p->alias && strcmp(p->alias, name) == 0);
+}
+
+static const tb_gw_proto_t *find_proto(const char *name)
+{
+	for (size_t i = 0; i < TB_ARRAY_SIZE(builtin_protos); i++)
+		if (proto_named(&builtin_protos[i], name))
+			return &builtin_protos[i];
+	for (size_t i = 0; module_protos[i]; i++)
+		if (proto_named(module_protos[i], name))
+			return module_protos[i];
+	return NULL;
 }
 
 static int load_auth(tb_gw_listener_t *l, const tb_conf_val_t *t, tb_conf_err_t *err)
@@ -157,10 +190,21 @@ static int load_listener(tb_gw_t *gw, const tb_conf_val_t *t, tb_conf_err_t *err
 		tb_conf_set_err(err, t, "expected a table");
 		return TB_EINVAL;
 	}
+	const tb_gw_proto_t *kind;
+
 	if ((rc = tb_conf_need_str(t, "name", &name, err)) < 0 ||
 	    (rc = tb_conf_need_str(t, "proto", &proto, err)) < 0 ||
-	    (rc = tb_conf_need_str(t, "endpoint", &endpoint, err)) < 0 ||
 	    (rc = tb_conf_need_str(t, "router", &router, err)) < 0)
+		return rc;
+	if (!(kind = find_proto(proto))) {
+		tb_conf_set_err(err, tb_conf_get(t, "proto"), "unknown or not compiled-in listener proto '%s'",
+				proto);
+		return TB_EINVAL;
+	}
+	endpoint = NULL;
+	rc = kind->endpoint_optional ? tb_conf_get_str(t, "endpoint", &endpoint, err)
+				     : tb_conf_need_str(t, "endpoint", &endpoint, err);
+	if (rc < 0 && rc != TB_ENOENT)
 		return rc;
 	/* rog's user/pw on a socks5 or http listener are parsed and unused. */
 	tb_conf_get(t, "user");
@@ -179,16 +223,15 @@ static int load_listener(tb_gw_t *gw, const tb_conf_val_t *t, tb_conf_err_t *err
 	gw->listeners = l;
 	if (!(l->name = strdup(name)) || !(l->router = strdup(router)))
 		return TB_ENOMEM;
-	if (parse_listener_proto(proto, &l->proto) < 0) {
-		tb_conf_set_err(err, tb_conf_get(t, "proto"), "unknown or not compiled-in listener proto '%s'",
-				proto);
-		return TB_EINVAL;
-	}
-	if (tb_addr_parse(endpoint, &l->bind, false) < 0) {
+	l->proto = kind;
+	if (endpoint && tb_addr_parse(endpoint, &l->bind, false) < 0) {
 		tb_conf_set_err(err, tb_conf_get(t, "endpoint"), "expected ip:port, got '%s'", endpoint);
 		return TB_EINVAL;
 	}
-	return load_auth(l, t, err);
+	l->has_bind = endpoint != NULL;
+	if ((rc = load_auth(l, t, err)) < 0)
+		return rc;
+	return kind->init ? kind->init(l, t, err) : 0;
 }
 
 static int load_connector(tb_gw_t *gw, const tb_conf_val_t *t, tb_conf_err_t *err)
@@ -390,7 +433,7 @@ int tb_gw_reload(tb_gw_t *gw, const tb_conf_t *conf, tb_conf_err_t *err)
 	if ((rc = tb_routing_load(conf, &routing, err)) < 0)
 		return rc;
 	for (tb_gw_listener_t *l = gw->listeners; l; l = l->next) {
-		if (!tb_routing_find(routing, l->router)) {
+		if (!l->fixed && !tb_routing_find(routing, l->router)) {
 			snprintf(err->msg, sizeof(err->msg), "listener '%s' needs router '%s', which is gone",
 				 l->name, l->router);
 			tb_routing_free(routing);
@@ -464,7 +507,8 @@ static void sniff_timeout(tb_loop_t *loop, void *arg)
 
 static const tb_stream_handler_t sniff_handler = {sniff_data, NULL, sniff_eof, sniff_close};
 
-static void mixed_serve(tb_gw_listener_t *l, tb_stream_t *s, const tb_addr_t *peer)
+static void mixed_serve(tb_gw_listener_t *l, tb_stream_t *s, const tb_addr_t *peer, const uint8_t *initial,
+			size_t n)
 {
 	sniff_t *sn = calloc(1, sizeof(*sn));
 
@@ -492,52 +536,100 @@ static void on_accept(void *arg, tb_stream_t *s, const tb_addr_t *peer)
 		tb_stream_close(s);
 		return;
 	}
-	switch (l->proto) {
-#if ENABLE_GW_SOCKS5
-	case LP_SOCKS5:
-		tb_socks5_serve(l, s, peer, NULL, 0);
-		break;
-#endif
-#if ENABLE_GW_HTTP
-	case LP_HTTP:
-		tb_http_serve(l, s, peer, NULL, 0);
-		break;
-#endif
-#if ENABLE_GW_MIXED
-	case LP_MIXED:
-		mixed_serve(l, s, peer);
-		break;
-#endif
-	default:
-		tb_stream_close(s);
-	}
+	l->proto->serve(l, s, peer, NULL, 0);
 }
 
-static const char *proto_name(enum lproto p)
+static int listener_open(tb_gw_listener_t *l)
 {
-	return p == LP_SOCKS5 ? "socks5" : p == LP_HTTP ? "http" : "mixed";
+	/* N workers share each listening port; the kernel spreads
+	 * connections over them (DESIGN.md idea 4). */
+	tb_tcp_listen_opts_t o = {.reuseport = l->gw->workers > 1};
+	char buf[TB_ADDR_STRLEN];
+	int rc;
+
+	if (!l->proto->serve || !l->has_bind)
+		return 0;
+	rc = tb_tcp_listen(l->gw->loop, &l->bind, &o, on_accept, l, &l->tcp);
+	if (rc < 0) {
+		tb_err("listener %s: cannot listen on %s: %s", l->name, tb_addr_str(&l->bind, buf, sizeof(buf)),
+		       tb_strerror(rc));
+		return rc;
+	}
+	tb_tcp_listener_addr(l->tcp, &l->bind);
+	tb_info("listener %s (%s) on %s, %s %s%s", l->name, l->proto->name, tb_addr_str(&l->bind, buf, sizeof(buf)),
+		l->fixed ? "connector" : "router", l->fixed ? l->fixed->name : l->router,
+		l->auth.user ? ", with auth" : "");
+	return 0;
 }
 
 int tb_gw_start(tb_gw_t *gw)
 {
-	char buf[TB_ADDR_STRLEN];
 	int rc;
 
-	for (tb_gw_listener_t *l = gw->listeners; l; l = l->next) {
-		/* N workers share each listening port; the kernel spreads
-		 * connections over them (DESIGN.md idea 4). */
-		tb_tcp_listen_opts_t o = {.reuseport = gw->workers > 1};
-		rc = tb_tcp_listen(gw->loop, &l->bind, &o, on_accept, l, &l->tcp);
-		if (rc < 0) {
-			tb_err("listener %s: cannot listen on %s: %s", l->name, tb_addr_str(&l->bind, buf, sizeof(buf)),
-			       tb_strerror(rc));
+	for (tb_gw_listener_t *l = gw->listeners; l; l = l->next)
+		if ((rc = listener_open(l)) < 0)
 			return rc;
-		}
-		tb_tcp_listener_addr(l->tcp, &l->bind);
-		tb_info("listener %s (%s) on %s, router %s%s", l->name, proto_name(l->proto),
-			tb_addr_str(&l->bind, buf, sizeof(buf)), l->router, l->auth.user ? ", with auth" : "");
-	}
+	for (tb_gw_listener_t *l = gw->listeners; l; l = l->next)
+		if (l->proto->start && (rc = l->proto->start(l)) < 0)
+			return rc;
 	return 0;
+}
+
+static void listener_free(tb_gw_listener_t *l)
+{
+	tb_tcp_listener_close(l->tcp);
+	if (l->proto && l->proto->free)
+		l->proto->free(l);
+	free(l->name);
+	free(l->router);
+	free(l->user_buf);
+	free(l->pass_buf);
+	free(l);
+}
+
+int tb_gw_listener_add(tb_gw_t *gw, const char *name, const char *proto, const tb_addr_t *bind,
+		       const tb_gw_auth_t *auth, tb_connector_t *fixed, tb_gw_listener_t **out)
+{
+	tb_gw_listener_t *l = calloc(1, sizeof(*l));
+	int rc;
+
+	if (!l)
+		return TB_ENOMEM;
+	l->gw = gw;
+	l->proto = find_proto(proto);
+	l->fixed = fixed;
+	l->bind = *bind;
+	l->has_bind = true;
+	l->name = strdup(name);
+	l->router = strdup("");
+	if (auth && auth->user) {
+		l->auth.user = l->user_buf = strdup(auth->user);
+		l->auth.pass = l->pass_buf = strdup(auth->pass ? auth->pass : "");
+	}
+	if (!l->proto || !l->proto->serve || !l->name || !l->router || (auth && auth->user && !l->pass_buf)) {
+		rc = l->proto ? TB_ENOMEM : TB_ENOENT;
+		listener_free(l);
+		return rc;
+	}
+	if ((rc = listener_open(l)) < 0) {
+		listener_free(l);
+		return rc;
+	}
+	l->next = gw->listeners;
+	gw->listeners = l;
+	*out = l;
+	return 0;
+}
+
+void tb_gw_listener_remove(tb_gw_listener_t *l)
+{
+	tb_gw_listener_t **pp;
+
+	for (pp = &l->gw->listeners; *pp && *pp != l; pp = &(*pp)->next)
+		;
+	if (*pp)
+		*pp = l->next;
+	listener_free(l);
 }
 
 /* ---- drain and teardown ---- */
@@ -586,6 +678,8 @@ void tb_gw_drain(tb_gw_t *gw, uint32_t drain_ms, void (*done)(void *arg), void *
 	for (tb_gw_listener_t *l = gw->listeners; l; l = l->next) {
 		tb_tcp_listener_close(l->tcp);
 		l->tcp = NULL;
+		if (l->proto->stop)
+			l->proto->stop(l);
 	}
 	gw->draining = true;
 	gw->drain_done = done;
@@ -605,12 +699,7 @@ void tb_gw_free(tb_gw_t *gw)
 		return;
 	for (l = gw->listeners; l; l = next) {
 		next = l->next;
-		tb_tcp_listener_close(l->tcp);
-		free(l->name);
-		free(l->router);
-		free(l->user_buf);
-		free(l->pass_buf);
-		free(l);
+		listener_free(l);
 	}
 	for (size_t i = 0; i < gw->nconnectors; i++)
 		tb_connector_free(gw->connectors[i]);
@@ -642,6 +731,26 @@ size_t tb_gw_flow_count(const tb_gw_t *gw)
 }
 
 /* ---- services for protocol servers ---- */
+
+tb_gw_t *tb_gw_of(const tb_gw_listener_t *l)
+{
+	return l->gw;
+}
+
+const tb_connector_env_t *tb_gw_env(const tb_gw_t *gw)
+{
+	return &gw->env;
+}
+
+void *tb_gw_listener_priv(const tb_gw_listener_t *l)
+{
+	return l->priv;
+}
+
+void tb_gw_listener_set_priv(tb_gw_listener_t *l, void *priv)
+{
+	l->priv = priv;
+}
 
 tb_loop_t *tb_gw_loop(const tb_gw_listener_t *l)
 {
@@ -723,10 +832,10 @@ static int open_select(tb_gw_open_t *o, const tb_addr_t *ips, size_t nips)
 {
 	tb_gw_t *gw = o->l->gw;
 	const tb_router_t *r = tb_routing_find(gw->routing, o->l->router);
-	const char *name = r ? tb_router_select(r, &o->target, ips, nips) : NULL;
+	const char *name = o->l->fixed ? o->l->fixed->name : r ? tb_router_select(r, &o->target, ips, nips) : NULL;
 	char buf[TB_HOST_MAX + 8];
 
-	o->conn = name ? gw_connector(gw, name) : NULL;
+	o->conn = o->l->fixed ? o->l->fixed : name ? gw_connector(gw, name) : NULL;
 	if (!o->conn)
 		return TB_ENOENT;
 	tb_debug("%s: %s -> %s", o->l->name, tb_target_str(&o->target, buf, sizeof(buf)), name);
@@ -779,7 +888,7 @@ int tb_gw_open(tb_gw_listener_t *l, const tb_target_t *t, tb_connector_cb cb, vo
 	tb_gw_open_t *o;
 	int rc;
 
-	if (!r)
+	if (!r && !l->fixed)
 		return TB_ENOENT;
 	o = calloc(1, sizeof(*o));
 	if (!o)
@@ -788,7 +897,7 @@ int tb_gw_open(tb_gw_listener_t *l, const tb_target_t *t, tb_connector_cb cb, vo
 	o->target = *t;
 	o->cb = cb;
 	o->arg = arg;
-	if (gw->dns && tb_router_wants_ips(r, t, &dns))
+	if (r && !l->fixed && gw->dns && tb_router_wants_ips(r, t, &dns))
 		rc = tb_dns_resolve(rule_resolver(gw, dns), t->host, 0, open_resolved, o, &o->dq);
 	else
 		rc = open_select(o, NULL, 0);
@@ -865,7 +974,7 @@ int tb_gw_udp_open(tb_gw_listener_t *l, const tb_target_t *first, tb_dgram_recv_
 	tb_gw_t *gw = l->gw;
 	const tb_router_t *r = tb_routing_find(gw->routing, l->router);
 	const char *name = r ? tb_router_select(r, first, NULL, 0) : NULL;
-	tb_connector_t *c = name ? gw_connector(gw, name) : NULL;
+	tb_connector_t *c = l->fixed ? l->fixed : name ? gw_connector(gw, name) : NULL;
 
 	if (!c)
 		return TB_ENOENT;

@@ -18,6 +18,28 @@ typedef struct tb_gw tb_gw_t;
 typedef struct tb_gw_listener tb_gw_listener_t;
 typedef struct tb_gw_open tb_gw_open_t;
 
+typedef struct tb_gw_auth {
+	const char *user, *pass; /* NULL user: no authentication */
+} tb_gw_auth_t;
+
+/* A listener kind (`proto` of a [[listener]]). A TCP-served kind has
+ * serve(); a kind that produces inbound flows some other way (a tunnel
+ * client that dials out and receives its peer's Connects) has start()
+ * instead and may leave `endpoint` out. */
+typedef struct tb_gw_proto {
+	const char *name;
+	const char *alias; /* rog's name for the same thing, or NULL */
+	/* Takes s; initial/n are bytes already read by a sniffer (or NULL/0). */
+	void (*serve)(tb_gw_listener_t *l, tb_stream_t *s, const tb_addr_t *peer, const uint8_t *initial,
+		      size_t n);
+	/* Optional: read the kind's own keys of the [[listener]] table. */
+	int (*init)(tb_gw_listener_t *l, const tb_conf_val_t *table, tb_conf_err_t *err);
+	int (*start)(tb_gw_listener_t *l); /* optional; after every listener is open */
+	void (*stop)(tb_gw_listener_t *l); /* optional; drain: no new flows */
+	void (*free)(tb_gw_listener_t *l); /* optional; releases init()'s state */
+	bool endpoint_optional;
+} tb_gw_proto_t;
+
 /* ---- for main.c ---- */
 int tb_gw_new(tb_loop_t *loop, const tb_conf_t *conf, tb_gw_t **out, tb_conf_err_t *err);
 /* Opens every listener; logs what it listens on. */
@@ -32,9 +54,17 @@ size_t tb_gw_flow_count(const tb_gw_t *gw);
 unsigned tb_gw_workers(const tb_gw_t *gw);
 
 /* ---- for protocol servers ---- */
-typedef struct tb_gw_auth {
-	const char *user, *pass; /* NULL user: no authentication */
-} tb_gw_auth_t;
+tb_gw_t *tb_gw_of(const tb_gw_listener_t *l);
+const tb_connector_env_t *tb_gw_env(const tb_gw_t *gw);
+void *tb_gw_listener_priv(const tb_gw_listener_t *l);
+void tb_gw_listener_set_priv(tb_gw_listener_t *l, void *priv);
+/* A listener made at run time (a tunnel server's per-token SOCKS5 port):
+ * every flow goes to `fixed` (borrowed: it must outlive the listener),
+ * without a router. Listens at once; *out is closed by tb_gw_listener_remove
+ * or with the gateway. */
+int tb_gw_listener_add(tb_gw_t *gw, const char *name, const char *proto, const tb_addr_t *bind,
+		       const tb_gw_auth_t *auth, tb_connector_t *fixed, tb_gw_listener_t **out);
+void tb_gw_listener_remove(tb_gw_listener_t *l);
 
 tb_loop_t *tb_gw_loop(const tb_gw_listener_t *l);
 const char *tb_gw_listener_name(const tb_gw_listener_t *l);

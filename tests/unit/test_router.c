@@ -13,8 +13,8 @@
 #include "tb/log.h"
 #include "tb/router.h"
 
-/* TB_VECTORS is tests/vectors; the fixtures sit beside this file. */
-#define UNIT_DIR TB_VECTORS "/../unit"
+/* The fixtures sit beside this file (TB_UNIT_DIR is tests/unit). */
+#define UNIT_DIR TB_UNIT_DIR
 #define FIXTURES UNIT_DIR "/router"
 
 static int parse_as(const char *file, const char *toml, tb_conf_t **c)

@@ -17,9 +17,9 @@ if ! command -v openssl >/dev/null; then
 fi
 
 # ---- the C peer, built against this build's library (and its sanitizers) ----
-SAN=$(grep -o -- '-fsanitize=[^ ]*' "$OUT/.flags" 2>/dev/null | head -1)
+read -ra SAN <<<"$(grep -o -- '-fsanitize=[^ ]*' "$OUT/.flags" 2>/dev/null | head -1)"
 ECHO=$WORK/tls_echo
-if ! gcc -std=gnu11 -O1 -g $SAN -I"$ROOT/include" -I"$OUT/include" -D_GNU_SOURCE \
+if ! gcc -std=gnu11 -O1 -g "${SAN[@]}" -I"$ROOT/include" -I"$OUT/include" -D_GNU_SOURCE \
 	"$HERE/tls_echo.c" "$OUT/libtb.a" -lmbedtls -lmbedx509 -lmbedcrypto -lcares -o "$ECHO" 2>"$WORK/cc.log"; then
 	cat "$WORK/cc.log"
 	notok "tls_echo builds against $OUT/libtb.a"
@@ -28,11 +28,11 @@ fi
 
 # ---- certificates: a CA, a server certificate for localhost, another CA ----
 mkcerts() {
-	local k="-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes"
+	local k=(-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes)
 	cd "$WORK" || return 1
-	openssl req -x509 $k -keyout ca.key -out ca.pem -days 2 -subj /CN=tb-test-ca &&
-		openssl req -x509 $k -keyout other.key -out other.pem -days 2 -subj /CN=tb-other-ca &&
-		openssl req -new $k -keyout srv.key -out srv.csr -subj /CN=localhost &&
+	openssl req -x509 "${k[@]}" -keyout ca.key -out ca.pem -days 2 -subj /CN=tb-test-ca &&
+		openssl req -x509 "${k[@]}" -keyout other.key -out other.pem -days 2 -subj /CN=tb-other-ca &&
+		openssl req -new "${k[@]}" -keyout srv.key -out srv.csr -subj /CN=localhost &&
 		printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >srv.ext &&
 		openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
 			-extfile srv.ext -out srv.pem

@@ -791,7 +791,7 @@ static void q_escape(sb_t *b, const char *s, size_t n)
 		char e[3] = {'%', hex_upper[c >> 4], hex_upper[c & 15]};
 
 		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		    strchr("-_.~", c))
+		    memchr("-_.~", c, 4))
 			sb_putc(b, (char)c);
 		else if (c == ' ')
 			sb_putc(b, '+');

@@ -646,8 +646,8 @@ static void test_data_udp_pairs(void **state)
 	/* §3.4: the second pair is required; one pair is a parse error. */
 	assert_int_equal(decode_hex("0104026aeec36897254bb8b5302e838d56232b000000000568656c6c6f000000", &m),
 			 TB_EPROTO);
-	assert_int_equal(decode_hex("0104026aeec36897254bb8b5302e838d56232b000000000568656c6c6f000000000000", &m),
-			 0);
+	assert_int_equal(
+		decode_hex("0104026aeec36897254bb8b5302e838d56232b000000000568656c6c6f000000000000", &m), 0);
 	assert_int_equal(m.data.addr.host.len, 0);
 	assert_int_equal(m.data.target.port, 0);
 	/* A TCP Data needs no pair. */
@@ -969,6 +969,11 @@ static void test_query_build_merge(void **state)
 		out, "a=%2F%26+~&b=x+y&b=2&flag=&instance=00000000-0000-4000-8000-000000000000"
 		     "&reverse=true&token=4f6e1f65055263866dedb3c5fe22defb0cc045648cf0b87afac54cc6420e5647"
 		     "&zeta=1");
+	/* Found by the fuzzer: a NUL is escaped like any other byte. */
+	assert_int_equal(tb_ls_url_query_build(out, sizeof(out), "a%00=\0", 6, "tok123", 6, false, inst),
+			 139);
+	assert_string_equal(out, "a%00=%00&instance=00000000-0000-4000-8000-000000000000&reverse=false"
+				 "&token=4f6e1f65055263866dedb3c5fe22defb0cc045648cf0b87afac54cc6420e5647");
 }
 
 static void test_query_parse(void **state)

@@ -71,6 +71,9 @@ typedef struct tb_tls {
 	tb_addr_t ip;	  /* the server's address when name is an IP literal */
 	tb_defer_t defer; /* resumes decryption; reports errors found in ops */
 	int err_pending, io_err;
+	uint32_t rec_left; /* ciphertext bytes until the next record header */
+	uint16_t rec_len;
+	uint8_t rec_hdr; /* header bytes seen of the next record */
 	uint8_t in_cb;
 	bool hs_done, paused, lower_paused, lower_full, lower_eof, eof_sent;
 	bool shut_req, shut_sent, shut_wait, want_drain, dead, closed;
@@ -91,7 +94,9 @@ static void tls_strerror(int ret, char *buf, size_t len)
 
 static const char *tls_peer(const tb_tls_t *t)
 {
-	return t->name ? t->name : "client";
+	if (t->name)
+		return t->name;
+	return t->cfg->server ? "client" : "server";
 }
 
 /* mbedTLS's verify text is one line per flag; join them for one log line. */
@@ -449,11 +454,18 @@ static bool tls_decrypt(tb_tls_t *t)
 	return !t->paused;
 }
 
-/* The lower stream ended without close_notify: EOF too (see tls.h). */
+/* The lower stream ended without close_notify: EOF too (see tls.h), unless
+ * it ended inside a record, which no clean close does. */
 static void tls_check_eof(tb_tls_t *t)
 {
 	if (!t->lower_eof || t->eof_sent || t->paused || tb_buf_len(&t->in) > 0)
 		return;
+	if (t->rec_hdr > 0 || t->rec_left > 0) {
+		tb_log(t->cfg->server ? TB_LOG_INFO : TB_LOG_WARN,
+		       "tls: %s closed the connection inside a record", tls_peer(t));
+		tls_die(t, TB_EPROTO);
+		return;
+	}
 	tb_debug("tls: %s closed the connection without close_notify", tls_peer(t));
 	t->eof_sent = true;
 	tb_stream_emit_eof(&t->s);
@@ -469,6 +481,31 @@ static void tls_pump(tb_tls_t *t)
 		tls_check_eof(t);
 }
 
+/* Follows the record boundaries of the incoming ciphertext (5-byte headers,
+ * RFC 5246 §6.2.1, RFC 8446 §5.1) for one purpose: telling at EOF whether
+ * the peer stopped inside a record. mbedTLS has no public call for that. */
+static void tls_track_records(tb_tls_t *t, const uint8_t *d, size_t n)
+{
+	while (n > 0) {
+		if (t->rec_left > 0) {
+			size_t k = TB_MIN(n, t->rec_left);
+			t->rec_left -= (uint32_t)k;
+			d += k;
+			n -= k;
+			continue;
+		}
+		if (t->rec_hdr == 3 || t->rec_hdr == 4)
+			t->rec_len = (uint16_t)(t->rec_len << 8 | *d);
+		d++;
+		n--;
+		if (++t->rec_hdr == 5) {
+			t->rec_left = t->rec_len;
+			t->rec_hdr = 0;
+			t->rec_len = 0;
+		}
+	}
+}
+
 /* ---- the lower stream's callbacks and the deferred call: entry points ---- */
 
 static void lower_data(void *ctx, tb_stream_t *s, const uint8_t *d, size_t n)
@@ -482,6 +519,7 @@ static void lower_data(void *ctx, tb_stream_t *s, const uint8_t *d, size_t n)
 		tb_warn("tls: %s: input over %u bytes while paused", tls_peer(t), TLS_IN_MAX);
 		tls_die(t, TB_ENOMEM);
 	} else {
+		tls_track_records(t, d, n);
 		tls_pump(t);
 	}
 	tls_leave(t);

@@ -675,6 +675,26 @@ static void test_eof_without_close_notify(void **state)
 	world_end(&w);
 }
 
+/* The connection ends halfway through a record: that is no clean close. */
+static void test_truncated_record_fails(void **state)
+{
+	struct world w = {.sni = "localhost"};
+	static const uint8_t part[] = {0x17, 0x03, 0x03, 0x00, 0x40, 1, 2, 3, 4, 5, 6, 7, 8};
+
+	NEED_CERTS();
+	w.scfg = server_config(NULL);
+	w.ccfg = client_config("ca.pem", false, NULL);
+	w.cli.total = 10;
+	world_start(&w);
+	SPIN(&w, (w.cli.handshake && w.srv.got == 10) || w.srv.closed);
+	assert_int_equal(tb_stream_write(w.srv.raw, part, sizeof(part)), 0);
+	assert_int_equal(tb_stream_shutdown(w.srv.raw), 0);
+	SPIN(&w, w.cli.closed || w.cli.eof);
+	assert_false(w.cli.eof);
+	assert_int_equal(w.cli.err, TB_EPROTO);
+	world_end(&w);
+}
+
 /* Data and shutdown() before the handshake: both wait for it, in order. */
 static void test_shutdown_before_handshake(void **state)
 {
@@ -836,6 +856,7 @@ int main(void)
 		cmocka_unit_test(test_server_vanishes_mid_handshake),
 		cmocka_unit_test(test_bad_record_fails),
 		cmocka_unit_test(test_eof_without_close_notify),
+		cmocka_unit_test(test_truncated_record_fails),
 		cmocka_unit_test(test_shutdown_before_handshake),
 		cmocka_unit_test(test_shutdown_drain),
 		cmocka_unit_test(test_close_inside_callbacks),

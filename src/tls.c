@@ -99,19 +99,21 @@ static const char *tls_peer(const tb_tls_t *t)
 	return t->cfg->server ? "client" : "server";
 }
 
-/* mbedTLS's verify text is one line per flag; join them for one log line. */
-static void tls_verify_text(uint32_t flags, char *buf, size_t len)
+/* mbedTLS's verify text is one line per flag, each after the prefix " ":
+ * joined into "a; b" for one log line. */
+static const char *tls_verify_text(uint32_t flags, char *buf, size_t len)
 {
-	int n = mbedtls_x509_crt_verify_info(buf, len, "", flags);
+	int n = mbedtls_x509_crt_verify_info(buf, len, " ", flags);
 
-	if (n <= 0) {
-		snprintf(buf, len, "flags 0x%08x", (unsigned)flags);
-		return;
+	if (n <= 1) {
+		snprintf(buf, len, " flags 0x%08x", (unsigned)flags);
+		return buf + 1;
 	}
 	while (n > 0 && buf[n - 1] == '\n')
 		buf[--n] = '\0';
 	for (char *p = buf; (p = strchr(p, '\n')) != NULL;)
 		*p = ';';
+	return buf + 1;
 }
 
 /* Logs why mbedTLS gave up, at the point where that is decided. Failures of
@@ -120,11 +122,11 @@ static void tls_verify_text(uint32_t flags, char *buf, size_t len)
 static void tls_log_failure(const tb_tls_t *t, int ret)
 {
 	int level = t->cfg->server ? TB_LOG_INFO : TB_LOG_WARN;
-	char msg[160];
+	char msg[320]; /* room for several verify flags, each ~80 bytes of text */
 
 	if (ret == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED) {
-		tls_verify_text(mbedtls_ssl_get_verify_result(&t->ssl), msg, sizeof(msg));
-		tb_log(level, "tls: certificate of %s rejected: %s", tls_peer(t), msg);
+		const char *why = tls_verify_text(mbedtls_ssl_get_verify_result(&t->ssl), msg, sizeof(msg));
+		tb_log(level, "tls: certificate of %s rejected: %s", tls_peer(t), why);
 		return;
 	}
 	tls_strerror(ret, msg, sizeof(msg));

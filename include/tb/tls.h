@@ -15,7 +15,9 @@
  *   an IP literal (which is then not sent as SNI, RFC 6066 §3).
  * - The handshake starts at once (client) or on the first bytes (server) and
  *   advances only when bytes arrive: it never blocks the loop. Writes made
- *   before it finishes are queued and count against hiwat.
+ *   before it finishes are queued and count against hiwat. There is no
+ *   handshake timer here: the owner's connect or idle timeout covers a peer
+ *   that stops halfway.
  * - Any TLS failure (handshake, verification, bad record) is logged once with
  *   mbedTLS's reason and reported as on_close(TB_EPROTO); errors of the lower
  *   stream are passed through unchanged.

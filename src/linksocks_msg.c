@@ -68,16 +68,23 @@ static size_t utf8_seq(const uint8_t *p, size_t n)
 	return len;
 }
 
-/* §3.1, §11: at most 255 bytes, never cutting a UTF-8 sequence in two. */
+static bool utf8_cont(char c)
+{
+	return ((uint8_t)c & 0xc0) == 0x80;
+}
+
+/* §3.1, §11: at most 255 bytes, never cutting a UTF-8 sequence in two (a
+ * sequence is at most 4 bytes: bytes that are not UTF-8 are cut at 255). */
 static size_t str_cap(const char *p, size_t len)
 {
-	size_t k = TB_LS_STR_MAX;
+	size_t k;
 
-	if (len <= k)
+	if (len <= TB_LS_STR_MAX)
 		return len;
-	while (k > 0 && ((uint8_t)p[k] & 0xc0) == 0x80)
-		k--;
-	return k;
+	for (k = TB_LS_STR_MAX; k > TB_LS_STR_MAX - 3; k--)
+		if (!utf8_cont(p[k]))
+			return k;
+	return utf8_cont(p[k]) ? TB_LS_STR_MAX : k;
 }
 
 const char *tb_ls_type_name(uint8_t type)
@@ -919,12 +926,25 @@ static void ipv6_text(const uint8_t *ip, char *buf, size_t cap)
 	}
 }
 
+/* Whole text or nothing: a truncated address would name another host. */
+static size_t text_out(char *buf, size_t cap, const char *s)
+{
+	size_t len = strlen(s);
+
+	if (cap == 0)
+		return 0;
+	if (len >= cap)
+		len = 0;
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	return len;
+}
+
 size_t tb_ls_ip_text(const tb_addr_t *a, char *buf, size_t cap)
 {
 	static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 	char tmp[TB_LS_IP_STRLEN] = "";
 	const uint8_t *v4 = NULL;
-	size_t len;
 
 	if (a->family == TB_AF_INET)
 		v4 = a->ip;
@@ -934,31 +954,13 @@ size_t tb_ls_ip_text(const tb_addr_t *a, char *buf, size_t cap)
 		snprintf(tmp, sizeof(tmp), "%u.%u.%u.%u", v4[0], v4[1], v4[2], v4[3]);
 	else if (a->family == TB_AF_INET6)
 		ipv6_text(a->ip, tmp, sizeof(tmp));
-	len = strlen(tmp);
-	if (cap == 0)
-		return 0;
-	if (len >= cap)
-		len = 0;
-	memcpy(buf, tmp, len);
-	buf[len] = '\0';
-	return len;
+	return text_out(buf, cap, tmp);
 }
 
 size_t tb_ls_target_text(const tb_target_t *t, char *buf, size_t cap)
 {
-	size_t len;
-
-	if (t->is_ip)
-		return tb_ls_ip_text(&t->addr, buf, cap);
 	/* §3.3: a domain travels as the SOCKS client gave it, unresolved. */
-	len = strlen(t->host);
-	if (cap == 0)
-		return 0;
-	if (len >= cap)
-		len = 0;
-	memcpy(buf, t->host, len);
-	buf[len] = '\0';
-	return len;
+	return t->is_ip ? tb_ls_ip_text(&t->addr, buf, cap) : text_out(buf, cap, t->host);
 }
 
 int tb_ls_target_parse(tb_target_t *t, tb_ls_str_t host, uint16_t port)
@@ -1304,30 +1306,18 @@ static void jp_emit(sb_t *b, const void *s, size_t n)
 
 static void jp_emit_cp(sb_t *b, uint32_t cp)
 {
+	static const uint8_t lead[] = {0, 0, 0xc0, 0xe0, 0xf0};
 	uint8_t u[4];
+	size_t n, i;
 
 	/* A NUL would silently cut the C string: U+FFFD instead. */
 	if (cp == 0 || (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
 		cp = 0xfffd;
-	if (cp < 0x80) {
-		u[0] = (uint8_t)cp;
-		jp_emit(b, u, 1);
-	} else if (cp < 0x800) {
-		u[0] = (uint8_t)(0xc0 | cp >> 6);
-		u[1] = (uint8_t)(0x80 | (cp & 0x3f));
-		jp_emit(b, u, 2);
-	} else if (cp < 0x10000) {
-		u[0] = (uint8_t)(0xe0 | cp >> 12);
-		u[1] = (uint8_t)(0x80 | ((cp >> 6) & 0x3f));
-		u[2] = (uint8_t)(0x80 | (cp & 0x3f));
-		jp_emit(b, u, 3);
-	} else {
-		u[0] = (uint8_t)(0xf0 | cp >> 18);
-		u[1] = (uint8_t)(0x80 | ((cp >> 12) & 0x3f));
-		u[2] = (uint8_t)(0x80 | ((cp >> 6) & 0x3f));
-		u[3] = (uint8_t)(0x80 | (cp & 0x3f));
-		jp_emit(b, u, 4);
-	}
+	n = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+	for (i = n - 1; i > 0; i--, cp >>= 6)
+		u[i] = (uint8_t)(0x80 | (cp & 0x3f));
+	u[0] = (uint8_t)(lead[n] | cp);
+	jp_emit(b, u, n);
 }
 
 static int jp_hex4(jp_t *j, uint32_t *v)
@@ -1414,35 +1404,45 @@ static int jp_string(jp_t *j, sb_t *b)
 	return 0;
 }
 
-static int jp_value(jp_t *j, int depth);
+struct jp_keys {
+	sb_t level, msg;
+	long *count;
+};
 
-/* An object or array body after its opening bracket. */
-static int jp_container(jp_t *j, int depth, bool object)
+static int jp_value(jp_t *j, int depth);
+static int jp_member(jp_t *j, struct jp_keys *k);
+
+static bool jp_take(jp_t *j, char c)
 {
 	jp_ws(j);
-	if (j->p < j->end && *j->p == (object ? '}' : ']')) {
-		j->p++;
+	if (j->p >= j->end || *j->p != c)
+		return false;
+	j->p++;
+	return true;
+}
+
+/* An object or array body after its opening bracket. Members of the
+ * top-level object go to jp_member (keys set); nested ones are skipped. */
+static int jp_container(jp_t *j, int depth, bool object, struct jp_keys *keys)
+{
+	char close = object ? '}' : ']';
+	int rc;
+
+	if (jp_take(j, close))
 		return 0;
-	}
-	for (;;) {
-		if (object) {
-			if (jp_string(j, NULL))
-				return TB_EPROTO;
-			jp_ws(j);
-			if (j->p >= j->end || *j->p++ != ':')
-				return TB_EPROTO;
-		}
-		if (jp_value(j, depth + 1))
-			return TB_EPROTO;
+	do {
 		jp_ws(j);
-		if (j->p >= j->end)
-			return TB_EPROTO;
-		if (*j->p++ == (object ? '}' : ']'))
-			return 0;
-		if (j->p[-1] != ',')
-			return TB_EPROTO;
-		jp_ws(j);
-	}
+		if (keys)
+			rc = jp_member(j, keys);
+		else if (object)
+			rc = jp_string(j, NULL) || !jp_take(j, ':') || jp_value(j, depth + 1) ? TB_EPROTO : 0;
+		else
+			rc = jp_value(j, depth + 1);
+		if (rc)
+			return rc;
+	} while (jp_take(j, ','));
+	/* Bytes after the top-level object are ignored. */
+	return jp_take(j, close) ? 0 : TB_EPROTO;
 }
 
 /* Skips any value: strings, containers (bounded depth), scalars. */
@@ -1458,7 +1458,7 @@ static int jp_value(jp_t *j, int depth)
 	if (*j->p == '{' || *j->p == '[') {
 		bool object = *j->p++ == '{';
 
-		return jp_container(j, depth, object);
+		return jp_container(j, depth, object, NULL);
 	}
 	for (start = j->p; j->p < j->end && *j->p && strchr("+-.0123456789eEtruefalsn", *j->p); j->p++)
 		;
@@ -1485,38 +1485,28 @@ static int jp_long(jp_t *j, long *v)
 	return 0;
 }
 
-struct jp_keys {
-	sb_t level, msg;
-	long *count;
-};
-
 /* One member of the top-level object: the keys we know, the rest skipped.
  * A value of the wrong type is skipped too (lenient). */
 static int jp_member(jp_t *j, struct jp_keys *k)
 {
-	char key[16];
+	char key[16] = "";
 	sb_t kb = {key, sizeof(key), 0, false};
 	sb_t *dst = NULL;
 
-	key[0] = '\0';
-	if (jp_string(j, &kb))
+	if (jp_string(j, &kb) || !jp_take(j, ':'))
 		return TB_EPROTO;
 	jp_ws(j);
-	if (j->p >= j->end || *j->p++ != ':')
-		return TB_EPROTO;
-	jp_ws(j);
-	if (!kb.over && !strcmp(key, "level") && k->level.p)
-		dst = &k->level;
-	else if (!kb.over && !strcmp(key, "msg") && k->msg.p)
-		dst = &k->msg;
-	if (dst && j->p < j->end && *j->p == '"') {
+	if (kb.over || j->p >= j->end)
+		return jp_value(j, 1);
+	if (!strcmp(key, "level") || !strcmp(key, "msg"))
+		dst = key[0] == 'l' ? &k->level : &k->msg;
+	if (dst && dst->cap && *j->p == '"') {
 		dst->len = 0;
 		dst->over = false;
 		dst->p[0] = '\0';
 		return jp_string(j, dst);
 	}
-	if (!kb.over && !strcmp(key, "count") && k->count && j->p < j->end &&
-	    (*j->p == '-' || (*j->p >= '0' && *j->p <= '9')))
+	if (!strcmp(key, "count") && k->count && (*j->p == '-' || (*j->p >= '0' && *j->p <= '9')))
 		return jp_long(j, k->count);
 	return jp_value(j, 1);
 }
@@ -1524,26 +1514,8 @@ static int jp_member(jp_t *j, struct jp_keys *k)
 static int jp_object(const char *json, size_t n, struct jp_keys *k)
 {
 	jp_t j = {(const uint8_t *)json, (const uint8_t *)json + n};
-	int rc;
 
-	jp_ws(&j);
-	if (j.p >= j.end || *j.p++ != '{')
-		return TB_EPROTO;
-	jp_ws(&j);
-	if (j.p < j.end && *j.p == '}')
-		return 0;
-	for (;;) {
-		if ((rc = jp_member(&j, k)))
-			return rc;
-		jp_ws(&j);
-		if (j.p >= j.end)
-			return TB_EPROTO;
-		if (*j.p == '}')
-			return 0; /* trailing bytes ignored */
-		if (*j.p++ != ',')
-			return TB_EPROTO;
-		jp_ws(&j);
-	}
+	return jp_take(&j, '{') ? jp_container(&j, 0, true, k) : TB_EPROTO;
 }
 
 int tb_ls_log_parse(const char *json, size_t n, char *level, size_t lcap, char *msg, size_t mcap)
@@ -1554,10 +1526,6 @@ int tb_ls_log_parse(const char *json, size_t n, char *level, size_t lcap, char *
 		level[0] = '\0';
 	if (mcap)
 		msg[0] = '\0';
-	if (!lcap)
-		k.level.p = NULL;
-	if (!mcap)
-		k.msg.p = NULL;
 	return jp_object(json, n, &k);
 }
 

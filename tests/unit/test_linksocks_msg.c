@@ -788,6 +788,11 @@ static void test_string_cap(void **state)
 	/* A 4-byte sequence at 253..256 too. */
 	memcpy(text + 253, "\xf0\x9f\x98\x80", 4);
 	cap_all(text, 300, 253);
+	/* Bytes that are not UTF-8 are cut at 255, not backed off further. */
+	memset(text, 0x80, sizeof(text));
+	cap_all(text, 300, 255);
+	text[252] = (char)0xf0;
+	cap_all(text, 300, 252);
 	cap_all(text, 0, 0);
 }
 
@@ -1300,7 +1305,8 @@ static void test_json_parse(void **state)
 
 	(void)state;
 	/* Whitespace, unknown keys with nested values, keys in any order. */
-	j = " { \"extra\" : [1, {\"a\":[true,null,\"}\"]}, -2.5e3] ,\"msg\" : \"hi\\tthere\", \"level\":\"error\"}\n";
+	j = " { \"extra\" : [1, {\"a\":[true,null,\"}\"]}, -2.5e3] , \"o\" : { \"k\" : 1 , \"l\" : [ ] } ,"
+	    "\"msg\" : \"hi\\tthere\", \"level\":\"error\"}\n";
 	assert_int_equal(tb_ls_log_parse(j, strlen(j), level, sizeof(level), msg, sizeof(msg)), 0);
 	assert_string_equal(level, "error");
 	assert_string_equal(msg, "hi\tthere");

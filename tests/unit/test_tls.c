@@ -280,15 +280,21 @@ struct world {
 	const char *sni;
 	struct end srv, cli;
 	bool raw_server, raw_client; /* that side speaks no TLS */
+	bool nested;		     /* TLS inside TLS on both sides */
 	tb_addr_t where;
 };
 
 static void wrap_end(struct world *w, struct end *e, tb_tls_config_t *cfg, tb_stream_t *raw, const char *sni)
 {
 	e->raw = raw;
+	if (w->nested) { /* an inner session, itself the lower stream of ours */
+		assert_int_equal(tb_tls_wrap(w->loop, cfg, raw, sni, NULL, NULL, &raw), 0);
+		assert_true(tb_tls_is(raw));
+	} else {
+		assert_false(tb_tls_is(raw));
+	}
 	assert_int_equal(tb_tls_wrap(w->loop, cfg, raw, sni, &end_ev, e, &e->s), 0);
 	assert_true(tb_tls_is(e->s));
-	assert_false(tb_tls_is(raw));
 	tb_stream_set_handler(e->s, &end_h, e);
 	if (e->hiwat)
 		e->s->hiwat = e->hiwat;
@@ -413,6 +419,29 @@ static void test_verified_1mib_echo(void **state)
 	assert_in_range(w.cli.drains, w.cli.enobufs, w.cli.enobufs + 1);
 	assert_in_range(w.srv.drains, w.srv.enobufs, w.srv.enobufs + 1);
 	assert_int_equal(tb_stream_queued(w.cli.s), 0);
+	world_end(&w);
+}
+
+/* A filter is a stream like any other: TLS over TLS, 1 MiB each way with
+ * backpressure through both layers. */
+static void test_tls_over_tls(void **state)
+{
+	struct world w = {.sni = "localhost", .nested = true};
+
+	NEED_CERTS();
+	w.scfg = server_config(NULL);
+	w.ccfg = client_config("ca.pem", false, NULL);
+	w.cli.total = 1u << 20;
+	w.cli.hiwat = 16384;
+	w.cli.shut_when_sent = true;
+	w.srv.echo = true;
+	w.srv.shut_on_eof = true;
+	world_start(&w);
+	SPIN(&w, (w.cli.eof && w.srv.eof) || w.cli.closed || w.srv.closed);
+	assert_false(w.cli.closed || w.srv.closed);
+	assert_int_equal(w.srv.got, 1u << 20);
+	assert_int_equal(w.cli.got, 1u << 20);
+	assert_in_range(w.cli.drains, w.cli.enobufs, w.cli.enobufs + 1);
 	world_end(&w);
 }
 
@@ -842,6 +871,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_verified_1mib_echo),
+		cmocka_unit_test(test_tls_over_tls),
 		cmocka_unit_test(test_wrong_ca_fails),
 		cmocka_unit_test(test_wrong_name_fails),
 		cmocka_unit_test(test_wrong_ip_fails),

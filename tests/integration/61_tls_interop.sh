@@ -48,7 +48,7 @@ start_s_server() {
 	openssl s_server -accept "127.0.0.1:$SP" -cert "$C/srv.pem" -key "$C/srv.key" -rev -naccept 1 \
 		-alpn http/1.1 </dev/null >"$1" 2>&1 &
 	PIDS+=("$!")
-	for _ in $(seq 200); do grep -q '^ACCEPT' "$1" && return 0; sleep 0.05; done
+	for _ in $(seq 200); do grep -qs '^ACCEPT' "$1" && return 0; sleep 0.05; done
 	return 1
 }
 client() { # client LOG NAME [opts]: our client against $SP

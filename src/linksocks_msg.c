@@ -109,6 +109,13 @@ const char *tb_ls_type_name(uint8_t type)
 	return type < TB_ARRAY_SIZE(names) ? names[type] : names[0];
 }
 
+/* n <= max, for sizes that can only exceed a wire or zlib limit on 64-bit
+ * targets (a parameter, so 32-bit builds do not warn "always true"). */
+static bool fits(uint64_t n, uint64_t max)
+{
+	return n <= max;
+}
+
 /* ---- decoder ---- */
 
 typedef struct rd {
@@ -399,7 +406,7 @@ static int wr_json(wr_t *w, tb_ls_str_t json)
 {
 	uint8_t b[4];
 
-	if ((uint64_t)json.len > UINT32_MAX)
+	if (!fits(json.len, UINT32_MAX))
 		return TB_EINVAL;
 	tb_put_be32(b, (uint32_t)json.len);
 	wr_put(w, b, 4);
@@ -411,7 +418,7 @@ static int wr_data_hdr(wr_t *w, uint8_t proto, const uint8_t *channel, uint8_t c
 {
 	uint8_t b[4];
 
-	if (!proto_ok(proto) || comp > TB_LS_COMP_GZIP || (uint64_t)len > UINT32_MAX)
+	if (!proto_ok(proto) || comp > TB_LS_COMP_GZIP || !fits(len, UINT32_MAX))
 		return TB_EINVAL;
 	wr_u8(w, TB_LS_VERSION);
 	wr_u8(w, TB_LS_DATA);
@@ -1012,7 +1019,7 @@ void tb_ls_inflater_free(tb_ls_inflater_t *z)
 
 int tb_ls_inflate_begin(tb_ls_inflater_t *z, const uint8_t *in, size_t n)
 {
-	if ((uint64_t)n > UINT_MAX)
+	if (!fits(n, UINT_MAX))
 		return TB_ERANGE;
 	inflateReset(&z->zs);
 	z->zs.next_in = (Bytef *)(uintptr_t)in;
@@ -1144,7 +1151,7 @@ int tb_ls_deflate(tb_ls_deflater_t *d, const uint8_t *in, size_t n, bool finish,
 	uint8_t chunk[4096];
 	int zr;
 
-	if ((uint64_t)n > UINT_MAX)
+	if (!fits(n, UINT_MAX))
 		return TB_ERANGE;
 	d->zs.next_in = (Bytef *)(uintptr_t)in;
 	d->zs.avail_in = (uInt)n;

@@ -168,9 +168,10 @@ int tb_ls_uuid_parse(const char *s, size_t n, uint8_t id[TB_LS_UUID_LEN]);
 /* Lowercase hex SHA-256 of the raw token, NUL-terminated. */
 int tb_ls_token_hash(const char *token, size_t len, char out[TB_LS_TOKEN_HEX_LEN + 1]);
 /* The query the reference client sends on /socket: the URL's own raw query
- * (may be empty) with instance, reverse and token set, re-encoded as Go's
- * url.Values.Encode (keys sorted, values escaped). Returns the length
- * (out is NUL-terminated), TB_ERANGE when it does not fit. */
+ * (the text after '?', may be empty) with instance, reverse and token set,
+ * re-encoded as Go's url.Values.Encode (keys sorted, values escaped).
+ * Returns the length (out is NUL-terminated), TB_ERANGE when it does not
+ * fit, TB_ENOMEM. */
 int tb_ls_url_query_build(char *out, size_t cap, const char *query, size_t qlen, const char *token,
 			  size_t toklen, bool reverse, const uint8_t instance[TB_LS_UUID_LEN]);
 
@@ -180,7 +181,8 @@ typedef struct tb_ls_url_auth {
 	int8_t reverse;				 /* -1 absent or empty, 1 "true" or "1", else 0 */
 } tb_ls_url_auth_t;
 
-/* Server side: the raw query of the upgrade request. 0, or when has_token:
+/* Server side: the raw query of the upgrade request (after '?'), parsed as
+ * Go's URL.Query() (first value of a key wins). 0, or when has_token:
  * TB_EPROTO if the token is not 64 bytes (reply TB_LS_ERR_INVALID_TOKEN_FORMAT),
  * TB_EDENIED if not lowercase hex (no token can match: TB_LS_ERR_INVALID_TOKEN). */
 int tb_ls_url_query_parse(const char *q, size_t n, tb_ls_url_auth_t *a);

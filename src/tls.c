@@ -53,6 +53,7 @@ struct tb_tls_config {
 	mbedtls_x509_crt ca, cert;
 	mbedtls_pk_context key;
 	const char **alpn; /* NULL-terminated; the strings follow the array */
+	pid_t pid;	   /* whose DRBG state this is (see tls_config_fork_check) */
 	unsigned refs;
 	bool server, insecure;
 };
@@ -637,6 +638,21 @@ const char *tb_tls_alpn(const tb_stream_t *s)
 
 /* ---- sessions ---- */
 
+/* A config built before fork() (workers = N) would hand every process the
+ * same DRBG state, hence the same handshake secrets: a process that is not
+ * the config's maker reseeds from fresh entropy before its first session. */
+static int tls_config_fork_check(tb_tls_config_t *c)
+{
+	pid_t pid = getpid();
+
+	if (pid == c->pid)
+		return 0;
+	if (mbedtls_ctr_drbg_reseed(&c->drbg, (const unsigned char *)&pid, sizeof(pid)) != 0)
+		return TB_EIO;
+	c->pid = pid;
+	return 0;
+}
+
 /* mbedTLS 2.28 matches a peer name against DNS names only, so the check of
  * an IP literal against the certificate's iPAddress SANs is ours. */
 static int tls_verify_ip(void *ctx, mbedtls_x509_crt *crt, int depth, uint32_t *flags)
@@ -681,6 +697,10 @@ int tb_tls_wrap(tb_loop_t *loop, tb_tls_config_t *cfg, tb_stream_t *lower, const
 	if (!cfg->server && !cfg->insecure && (!sni || !*sni)) {
 		tb_err("tls: a verifying client needs the server's name");
 		return TB_EINVAL;
+	}
+	if (tls_config_fork_check(cfg) < 0) {
+		tb_err("tls: cannot reseed the random generator after fork");
+		return TB_EIO;
 	}
 	if (!(t = calloc(1, sizeof(*t))))
 		return TB_ENOMEM;
@@ -891,6 +911,7 @@ int tb_tls_config_new(const tb_tls_opts_t *o, tb_tls_config_t **out, char *msg, 
 	if (!(c = calloc(1, sizeof(*c))))
 		return TB_ENOMEM;
 	c->refs = 1;
+	c->pid = getpid();
 	c->server = o->role == TB_TLS_SERVER;
 	c->insecure = o->insecure && !c->server;
 	mbedtls_ssl_config_init(&c->conf);

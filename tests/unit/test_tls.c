@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "tb/log.h"
@@ -851,6 +852,86 @@ static void test_config_errors(void **state)
 	expect_config_error(&o, "ALPN");
 }
 
+/* ---- a lower stream that only records what is written to it ---- */
+
+struct capture {
+	tb_stream_t s;
+	uint8_t buf[2048];
+	size_t len;
+};
+
+static int cap_write(tb_stream_t *s, const void *d, size_t n)
+{
+	struct capture *c = (struct capture *)s;
+	size_t k = TB_MIN(n, sizeof(c->buf) - c->len);
+
+	memcpy(c->buf + c->len, d, k);
+	c->len += k;
+	return 0;
+}
+
+static int cap_shutdown(tb_stream_t *s)
+{
+	return 0;
+}
+
+static void cap_nop(tb_stream_t *s)
+{
+}
+
+static size_t cap_queued(const tb_stream_t *s)
+{
+	return 0;
+}
+
+static const tb_stream_ops_t cap_ops = {cap_write, cap_shutdown, cap_nop, cap_nop, cap_nop, cap_queued};
+
+/* The 32-byte random of the ClientHello a fresh client session sends:
+ * record header 5, handshake header 4, version 2, then the random. */
+static bool client_random(tb_loop_t *loop, tb_tls_config_t *c, uint8_t out[32])
+{
+	struct capture cap = {.s = {.ops = &cap_ops}};
+	tb_stream_t *tls;
+
+	if (tb_tls_wrap(loop, c, &cap.s, "localhost", NULL, NULL, &tls) != 0)
+		return false;
+	tb_stream_close(tls);
+	if (cap.len < 43 || cap.buf[0] != 0x16 || cap.buf[5] != 1)
+		return false;
+	memcpy(out, cap.buf + 11, 32);
+	return true;
+}
+
+/* A config made before fork() must not give parent and child the same
+ * random stream (workers = N): each process reseeds. */
+static void test_fork_reseeds(void **state)
+{
+	tb_loop_t *loop = tb_loop_new();
+	tb_tls_config_t *c;
+	uint8_t mine[32], theirs[32];
+	int fds[2], status;
+	pid_t pid;
+
+	NEED_CERTS();
+	c = client_config("ca.pem", false, NULL);
+	assert_int_equal(pipe(fds), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		bool ok = client_random(loop, c, theirs) && write(fds[1], theirs, 32) == 32;
+		_exit(ok ? 0 : 1);
+	}
+	assert_true(client_random(loop, c, mine));
+	assert_int_equal(read(fds[0], theirs, 32), 32);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_memory_not_equal(mine, theirs, 32);
+	close(fds[0]);
+	close(fds[1]);
+	tb_tls_config_free(c);
+	tb_loop_free(loop);
+}
+
 static void test_wrap_needs_a_name(void **state)
 {
 	tb_loop_t *loop = tb_loop_new();
@@ -892,6 +973,7 @@ int main(void)
 		cmocka_unit_test(test_close_inside_callbacks),
 		cmocka_unit_test(test_client_certificate),
 		cmocka_unit_test(test_config_errors),
+		cmocka_unit_test(test_fork_reseeds),
 		cmocka_unit_test(test_wrap_needs_a_name),
 	};
 

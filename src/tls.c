@@ -369,21 +369,15 @@ static void tls_sync_lower_pause(tb_tls_t *t)
 		tb_stream_resume(t->lower);
 }
 
-static void tls_log_handshake(const tb_tls_t *t)
+/* Returns false when the session went away (closed or dead). */
+static bool tls_after_handshake(tb_tls_t *t)
 {
 	const char *alpn = mbedtls_ssl_get_alpn_protocol(&t->ssl);
+	int rc;
 
 	tb_debug("tls: handshake with %s done: %s, %s, alpn %s", tls_peer(t),
 		 mbedtls_ssl_get_version(&t->ssl), mbedtls_ssl_get_ciphersuite(&t->ssl),
 		 alpn ? alpn : "none");
-}
-
-/* Returns false when the session went away (closed or dead). */
-static bool tls_after_handshake(tb_tls_t *t)
-{
-	int rc;
-
-	tls_log_handshake(t);
 	/* Queued plaintext goes first, then a requested close_notify, and only
 	 * then can on_handshake add more. */
 	if ((rc = tls_send_pending(t)) < 0 || (t->shut_req && (rc = tls_close_notify(t)) < 0)) {
@@ -776,16 +770,14 @@ static int cfg_readable(const char *what, const char *path, char *msg, size_t le
 /* Trust anchors: a client's for the server, a server's for client certs. */
 static int cfg_load_ca(tb_tls_config_t *c, const tb_tls_opts_t *o, char *msg, size_t len)
 {
-	const char *path = o->ca_file;
+	const char *path = o->ca_file ? o->ca_file : TB_TLS_SYSTEM_CA;
 	int rc;
 
-	if (!c->server && !path && access(TB_TLS_SYSTEM_CA, R_OK) != 0)
+	if (!o->ca_file && access(path, R_OK) != 0) /* fail closed, and say how to go on */
 		return cfg_error(
 			msg, len,
 			"no system CA bundle at %s (%s): set a CA file, or insecure to skip verification",
-			TB_TLS_SYSTEM_CA, strerror(errno));
-	if (!path)
-		path = TB_TLS_SYSTEM_CA;
+			path, strerror(errno));
 	if ((rc = cfg_readable("CA file", path, msg, len)) < 0)
 		return rc;
 	/* A bundle may hold certificates mbedTLS cannot parse (rc > 0): the

@@ -17,10 +17,10 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(c)                      \
-	do {                          \
-		if (!(c))             \
-			abort();      \
+#define CHECK(c)                 \
+	do {                     \
+		if (!(c))        \
+			abort(); \
 	} while (0)
 
 static bool str_eq(tb_ls_str_t a, tb_ls_str_t b)
@@ -54,9 +54,11 @@ static bool msg_eq(const tb_ls_msg_t *a, const tb_ls_msg_t *b)
 		return str_eq(a->auth.token, b->auth.token) && a->auth.reverse == b->auth.reverse &&
 		       !memcmp(a->auth.instance, b->auth.instance, 16);
 	case TB_LS_AUTH_RESPONSE:
-		return a->auth_resp.success == b->auth_resp.success && str_eq(a->auth_resp.error, b->auth_resp.error);
+		return a->auth_resp.success == b->auth_resp.success &&
+		       str_eq(a->auth_resp.error, b->auth_resp.error);
 	case TB_LS_CONNECT:
-		return a->connect.proto == b->connect.proto && !memcmp(a->connect.channel, b->connect.channel, 16) &&
+		return a->connect.proto == b->connect.proto &&
+		       !memcmp(a->connect.channel, b->connect.channel, 16) &&
 		       str_eq(a->connect.addr, b->connect.addr) && a->connect.port == b->connect.port;
 	case TB_LS_DATA:
 		return data_eq(a, b);

@@ -117,20 +117,27 @@ static void mixed_serve(tb_gw_listener_t *l, tb_stream_t *s, const tb_addr_t *pe
 			size_t n);
 #endif
 
-static const tb_gw_proto_t builtin_protos[] = {
 #if ENABLE_GW_SOCKS5
-	{.name = "socks5", .serve = tb_socks5_serve},
+static const tb_gw_proto_t socks5_proto = {.name = "socks5", .serve = tb_socks5_serve};
 #endif
 #if ENABLE_GW_HTTP
-	{.name = "http", .serve = tb_http_serve},
+static const tb_gw_proto_t http_proto = {.name = "http", .serve = tb_http_serve};
 #endif
 #if ENABLE_GW_MIXED
-	{.name = "mixed", .alias = "htss5", .serve = mixed_serve},
+static const tb_gw_proto_t mixed_proto = {.name = "mixed", .alias = "htss5", .serve = mixed_serve};
 #endif
-};
 
-/* Kinds that protocol modules bring. */
-static const tb_gw_proto_t *const module_protos[] = {
+/* Every listener kind compiled in; protocol modules bring their own. */
+static const tb_gw_proto_t *const protos[] = {
+#if ENABLE_GW_SOCKS5
+	&socks5_proto,
+#endif
+#if ENABLE_GW_HTTP
+	&http_proto,
+#endif
+#if ENABLE_GW_MIXED
+	&mixed_proto,
+#endif
 #if ENABLE_LINKSOCKS
 	&tb_linksocks_server_proto,
 	&tb_linksocks_provider_proto,
@@ -145,12 +152,9 @@ static bool proto_named(const tb_gw_proto_t *p, const char *name)
 
 static const tb_gw_proto_t *find_proto(const char *name)
 {
-	for (size_t i = 0; i < TB_ARRAY_SIZE(builtin_protos); i++)
-		if (proto_named(&builtin_protos[i], name))
-			return &builtin_protos[i];
-	for (size_t i = 0; module_protos[i]; i++)
-		if (proto_named(module_protos[i], name))
-			return module_protos[i];
+	for (size_t i = 0; protos[i]; i++)
+		if (proto_named(protos[i], name))
+			return protos[i];
 	return NULL;
 }
 

@@ -131,7 +131,7 @@ SRCS-$(CONFIG_GW_SOCKS5) += src/socks5.c
 SRCS-$(CONFIG_GW_HTTP) += src/http.c
 SRCS-$(CONFIG_TLS) += src/tls.c
 SRCS-$(CONFIG_WS) += src/ws.c
-SRCS-$(CONFIG_LINKSOCKS) += src/linksocks.c
+SRCS-$(CONFIG_LINKSOCKS) += src/linksocks_msg.c src/linksocks.c src/linksocks_server.c src/linksocks_client.c
 SRCS-$(CONFIG_PORT_POSIX) += port/posix/sys.c port/posix/tcp.c port/posix/udp.c
 SRCS-$(CONFIG_LOOP_EPOLL) += port/posix/poll_epoll.c
 SRCS-$(CONFIG_LOOP_POLL) += port/posix/poll_poll.c
@@ -356,7 +356,7 @@ size: all
 # ---- Debian packages this board needs ----
 # Build, test and fuzz tools for every board; board.mk adds its own.
 DEB_PKGS += make gcc libc6-dev python3 python3-kconfiglib libcmocka-dev \
-	curl socat iproute2 procps clang libclang-rt-14-dev
+	curl socat iproute2 procps clang libclang-rt-14-dev openssl python3-websockets
 deps:
 	$(Q)installed=" $$(dpkg-query -W -f='$${db:Status-Abbrev}$${Package} ' $(DEB_PKGS) 2>/dev/null)"; \
 	missing=; for p in $(sort $(DEB_PKGS)); do \

@@ -9,6 +9,9 @@
 
 #include "tb/connector.h"
 #include "tb/log.h"
+#if ENABLE_LINKSOCKS
+#include "tb/linksocks.h"
+#endif
 
 /* ---- direct: TCP ---- */
 
@@ -352,6 +355,10 @@ int tb_connector_new(const tb_connector_env_t *env, const char *name, const char
 		ops = &direct_ops;
 	else if (ENABLE_CONN_BLOCK && strcmp(proto, "block") == 0)
 		ops = &block_ops;
+#if ENABLE_LINKSOCKS
+	else if (strcmp(proto, "linksocks") == 0)
+		return tb_linksocks_connector_new(env, name, table, out, err);
+#endif
 	if (!ops)
 		return TB_ENOENT;
 	c = calloc(1, sizeof(*c));

@@ -51,6 +51,7 @@ struct tb_gw {
 	uint32_t handshake_ms, idle_ms, udp_idle_ms;
 	size_t flows, sessions, max_flows;
 	uint32_t workers;
+	int exit_code;
 	struct flow *flow_list;        /* running relays, for the drain deadline */
 	tb_gw_session_t *session_list; /* handshakes and UDP associations */
 	/* drain */
@@ -404,6 +405,7 @@ int tb_gw_new(tb_loop_t *loop, const tb_conf_t *conf, tb_gw_t **out, tb_conf_err
 	if (!gw)
 		return TB_ENOMEM;
 	gw->loop = loop;
+	gw->env.gw = gw;
 	gw->env.loop = loop;
 	gw->env.connect_timeout_ms = CONFIG_CONNECT_TIMEOUT_MS;
 	gw->handshake_ms = CONFIG_HANDSHAKE_TIMEOUT_MS;
@@ -722,6 +724,17 @@ void tb_gw_free(tb_gw_t *gw)
 	}
 	tb_dns_free(gw->dns);
 	free(gw);
+}
+
+void tb_gw_fatal(tb_gw_t *gw, int code)
+{
+	gw->exit_code = code;
+	tb_loop_stop(gw->loop);
+}
+
+int tb_gw_exit_code(const tb_gw_t *gw)
+{
+	return gw->exit_code;
 }
 
 unsigned tb_gw_workers(const tb_gw_t *gw)

@@ -151,7 +151,7 @@ static int serve(struct app *app)
 
 	if (setup_signals(app) < 0 || tb_gw_start(app->gw) < 0)
 		return 1;
-	rc = tb_loop_run(app->loop) < 0 ? 1 : 0;
+	rc = tb_loop_run(app->loop) < 0 ? 1 : tb_gw_exit_code(app->gw);
 	tb_info("stopped");
 	return rc;
 }

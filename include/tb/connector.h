@@ -50,7 +50,10 @@ typedef struct tb_connector_ops {
 } tb_connector_ops_t;
 
 /* What a connector may use from the gateway. */
+struct tb_gw;
+
 typedef struct tb_connector_env {
+	struct tb_gw *gw; /* NULL outside a gateway (tests) */
 	tb_loop_t *loop;
 	tb_dns_t *dns;
 	uint32_t connect_timeout_ms;

@@ -50,6 +50,10 @@ int tb_gw_reload(tb_gw_t *gw, const tb_conf_t *conf, tb_conf_err_t *err);
 void tb_gw_drain(tb_gw_t *gw, uint32_t drain_ms, void (*done)(void *arg), void *arg);
 void tb_gw_free(tb_gw_t *gw);
 size_t tb_gw_flow_count(const tb_gw_t *gw);
+/* A module that cannot go on (a tunnel client whose token was refused)
+ * stops the process with an exit code; main returns tb_gw_exit_code(). */
+void tb_gw_fatal(tb_gw_t *gw, int code);
+int tb_gw_exit_code(const tb_gw_t *gw);
 /* The `workers` setting: processes that share the listeners (SO_REUSEPORT). */
 unsigned tb_gw_workers(const tb_gw_t *gw);
 

@@ -368,8 +368,8 @@ static void chan_timer_cb(tb_loop_t *loop, void *arg)
 		tb_connector_cb cb = c->open_cb;
 		void *cbarg = c->open_arg;
 		c->open_cb = NULL;
-		if (c->open)
-			c->open->ch = NULL;
+		free(c->open); /* the caller's handle ends with its callback */
+		c->open = NULL;
 		if (c->mux)
 			send_disconnect(c->mux, c->id, NULL);
 		c->state = CH_DONE;

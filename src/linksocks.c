@@ -887,12 +887,9 @@ void tb_ls_mux_free(tb_ls_mux_t *m, int err)
 				free(c->open);
 				c->open = NULL;
 			}
-			if (c->fast_open) {
-				chan_fail(c, TB_ECONNRESET);
-			} else {
-				chan_free(c);
-				cb(arg, NULL, TB_ENETUNREACH);
-			}
+			/* not handed over yet (fast-open hands over and clears open_cb) */
+			chan_free(c);
+			cb(arg, NULL, TB_ENETUNREACH);
 		} else if (c->dial) {
 			/* egress_dialed runs later and frees it (mux is NULL) */
 		} else if (c->owned) {

@@ -1,0 +1,122 @@
+/* fuzz_linksocks_mux.c: arbitrary messages into the LinkSocks channel mux.
+ *
+ * The input is a sequence of messages, each preceded by a 2-byte big-endian
+ * length. Before the run the harness opens two channels (one fast-open); a
+ * Data, ConnectResponse or Disconnect whose first id byte is even is
+ * retargeted at one of them, so the fuzzer reaches the channel paths
+ * without guessing random ids. The owner pauses, resumes and closes on
+ * input bits, and the transport reports "full" on others. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "tb/linksocks.h"
+
+static int full;
+static uint8_t ids[2][16]; /* the channels' ids, seen in their Connects */
+static unsigned nids;
+
+static int fz_send(void *t, const void *h, size_t hl, const void *b, size_t bl)
+{
+	const uint8_t *p = h;
+
+	if (hl >= 19 && p[1] == TB_LS_CONNECT && nids < 2)
+		memcpy(ids[nids++], p + 3, 16);
+	return full ? TB_ENOBUFS : 0;
+}
+
+/* Points a channel message at one of our channels (§3.3 offsets). */
+static void retarget(uint8_t *msg, size_t n)
+{
+	size_t off = n >= 2 && msg[1] == TB_LS_DISCONNECT ? 2 : 3;
+
+	if (n < off + 16 || nids == 0 || (msg[off] & 1))
+		return;
+	if (msg[1] != TB_LS_DATA && msg[1] != TB_LS_CONNECT_RESPONSE && msg[1] != TB_LS_DISCONNECT)
+		return;
+	memcpy(msg + off, ids[(msg[off] >> 1) % nids], 16);
+}
+
+static void fz_nop(void *t)
+{
+}
+
+static const tb_ls_transport_t tp = {fz_send, fz_nop, fz_nop};
+
+struct own {
+	tb_stream_t *s;
+	uint8_t id[16];
+	size_t got;
+};
+
+static void o_data(void *ctx, tb_stream_t *s, const uint8_t *d, size_t n)
+{
+	struct own *o = ctx;
+
+	o->got += n;
+	if (n & 1)
+		tb_stream_pause(s);
+}
+
+static void o_close(void *ctx, tb_stream_t *s, int err)
+{
+	struct own *o = ctx;
+
+	tb_stream_close(s);
+	o->s = NULL;
+}
+
+static const tb_stream_handler_t oh = {o_data, NULL, NULL, o_close};
+
+static void o_opened(void *arg, tb_stream_t *s, int err)
+{
+	struct own *o = arg;
+
+	o->s = s;
+	if (s)
+		tb_stream_set_handler(s, &oh, o);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	tb_loop_t *loop = tb_loop_new();
+	tb_ls_mux_t *m;
+	struct own a = {0}, b = {0};
+	tb_target_t t;
+	uint8_t msg[70000];
+
+	if (!loop)
+		return 0;
+	full = 0;
+	nids = 0;
+	tb_ls_mux_new(loop, &tp, NULL, NULL, NULL, NULL, &m);
+	tb_target_set(&t, "fuzz.test", 9, 80);
+	tb_ls_mux_open(m, &t, false, o_opened, &a, NULL);
+	tb_ls_mux_open(m, &t, true, o_opened, &b, NULL);
+	while (size >= 2) {
+		size_t n = tb_be16(data);
+		data += 2;
+		size -= 2;
+		if (n > size)
+			n = size;
+		memcpy(msg, data, n);
+		data += n;
+		size -= n;
+		retarget(msg, n);
+		full = n > 3 && (msg[2] & 0x80);
+		tb_ls_mux_input(m, msg, n);
+		tb_loop_once(loop, 0);
+		if (a.s && n > 0 && (msg[0] & 0x40))
+			tb_stream_resume(a.s);
+		if (b.s && n > 0 && (msg[0] & 0x20))
+			tb_stream_write(b.s, msg, n);
+	}
+	tb_ls_mux_free(m, TB_ECONNRESET);
+	if (a.s)
+		tb_stream_close(a.s);
+	if (b.s)
+		tb_stream_close(b.s);
+	tb_loop_once(loop, 0);
+	tb_loop_free(loop);
+	return 0;
+}

@@ -717,11 +717,22 @@ static void on_udp_data(tb_ls_mux_t *m, tb_ls_chan_t *c, const tb_ls_msg_t *msg)
 	c->out->ops->send(c->out, &t, msg->data.payload, msg->data.len);
 }
 
-static void on_data(tb_ls_mux_t *m, const tb_ls_msg_t *msg)
+/* A message for a channel this mux does not own: someone else's (agent
+ * mode), or late (§4.3: routine, dropped quietly). */
+static bool foreign(tb_ls_mux_t *m, tb_ls_chan_t *c, const tb_ls_msg_t *msg, const uint8_t *raw, size_t len)
+{
+	if (c)
+		return false;
+	if (m->o.foreign)
+		m->o.foreign(m->ctx, msg, raw, len);
+	return true;
+}
+
+static void on_data(tb_ls_mux_t *m, const tb_ls_msg_t *msg, const uint8_t *raw, size_t len)
 {
 	tb_ls_chan_t *c = chan_find(m, msg->data.channel);
 
-	if (!c || c->state == CH_DONE)
+	if (foreign(m, c, msg, raw, len) || c->state == CH_DONE)
 		return; /* §4.3: late Data for a closed channel is routine */
 	if (c->proto == TB_LS_PROTO_UDP)
 		on_udp_data(m, c, msg);
@@ -729,11 +740,11 @@ static void on_data(tb_ls_mux_t *m, const tb_ls_msg_t *msg)
 		on_tcp_data(m, c, msg);
 }
 
-static void on_connect_response(tb_ls_mux_t *m, const tb_ls_msg_t *msg)
+static void on_connect_response(tb_ls_mux_t *m, const tb_ls_msg_t *msg, const uint8_t *raw, size_t len)
 {
 	tb_ls_chan_t *c = chan_find(m, msg->connect_resp.channel);
 
-	if (!c)
+	if (foreign(m, c, msg, raw, len))
 		return;
 	if (c->proto == TB_LS_PROTO_UDP) {
 		if (!msg->connect_resp.success) {
@@ -765,11 +776,11 @@ static void on_connect_response(tb_ls_mux_t *m, const tb_ls_msg_t *msg)
 	open_complete(c, TB_EHOSTUNREACH);
 }
 
-static void on_disconnect(tb_ls_mux_t *m, const tb_ls_msg_t *msg)
+static void on_disconnect(tb_ls_mux_t *m, const tb_ls_msg_t *msg, const uint8_t *raw, size_t len)
 {
 	tb_ls_chan_t *c = chan_find(m, msg->disconnect.channel);
 
-	if (!c || c->state == CH_DONE)
+	if (foreign(m, c, msg, raw, len) || c->state == CH_DONE)
 		return;
 	if (c->state == CH_OPENING && !c->fast_open) {
 		open_complete(c, TB_EHOSTUNREACH);
@@ -804,7 +815,7 @@ void tb_ls_mux_input(tb_ls_mux_t *m, const uint8_t *p, size_t n)
 	}
 	switch (msg.type) {
 	case TB_LS_DATA:
-		on_data(m, &msg);
+		on_data(m, &msg, p, n);
 		return;
 	case TB_LS_CONNECT:
 		if (m->o.egress) {
@@ -813,10 +824,10 @@ void tb_ls_mux_input(tb_ls_mux_t *m, const uint8_t *p, size_t n)
 		}
 		break;
 	case TB_LS_CONNECT_RESPONSE:
-		on_connect_response(m, &msg);
+		on_connect_response(m, &msg, p, n);
 		return;
 	case TB_LS_DISCONNECT:
-		on_disconnect(m, &msg);
+		on_disconnect(m, &msg, p, n);
 		return;
 	default:
 		break;

@@ -31,7 +31,7 @@ typedef struct ls_server ls_server_t;
 typedef struct ls_sess ls_sess_t;
 typedef struct ls_token ls_token_t;
 
-enum tok_kind { TOK_FORWARD, TOK_REVERSE };
+enum tok_kind { TOK_FORWARD, TOK_REVERSE, TOK_CONNECTOR };
 
 /* A reverse token's provider pool, as the connector its SOCKS port uses. */
 typedef struct ls_pool {
@@ -54,19 +54,30 @@ struct ls_token {
 	ls_sess_t *rr; /* next provider to use */
 	tb_ls_waitq_t waitq; /* SOCKS flows waiting for a provider */
 	char *pool_name;
+	/* connector (agent mode, §4.4): the reverse token it reaches */
+	ls_token_t *target;
 };
+
+/* An agent-mode channel: connector -> server -> provider, relayed as
+ * messages, never opened here (§4.4). */
+typedef struct agent_ch {
+	struct agent_ch *next;
+	uint8_t id[TB_LS_UUID_LEN];
+	ls_sess_t *conn, *prov;
+} agent_ch_t;
 
 struct ls_server {
 	tb_gw_listener_t *l;
 	ls_token_t *tokens;
 	ls_sess_t *sessions;
+	agent_ch_t *agent;
 	bool fast_open;
 #if ENABLE_TLS
 	tb_tls_config_t *tls;
 #endif
 };
 
-enum sess_state { S_HTTP, S_AUTH, S_FORWARD, S_PROVIDER, S_DEAD };
+enum sess_state { S_HTTP, S_AUTH, S_FORWARD, S_PROVIDER, S_CONNECTOR, S_DEAD };
 
 struct ls_sess {
 	ls_server_t *srv;
@@ -83,7 +94,11 @@ struct ls_sess {
 	uint64_t last_rx;
 	tb_gw_session_t gs;
 	bool held;
+	ls_sess_t *blocked_on; /* agent relaying: paused until that one drains */
 };
+
+static void agent_drop_sess(ls_sess_t *ss);
+static void agent_unblock(ls_sess_t *dst);
 
 /* ---- sessions ---- */
 
@@ -104,10 +119,12 @@ static void sess_free(ls_sess_t *ss)
 			ss->pnext->pprev = ss->pprev;
 		tb_info("linksocks: provider for token %.4s... left", t->token);
 	}
+	agent_drop_sess(ss);
 	if (ss->mux)
 		tb_ls_mux_free(ss->mux, TB_ECONNRESET);
 	if (ss->ws)
 		tb_ws_free(ss->ws);
+	agent_unblock(ss);
 	if (ss->s)
 		tb_stream_close(ss->s);
 	tb_buf_free(&ss->head);
@@ -186,6 +203,157 @@ static const tb_connector_ops_t pool_ops = {
 	.free = pool_free,
 };
 
+/* ---- agent mode (§4.4): connector channels relayed to providers ---- */
+
+static agent_ch_t **agent_find(ls_server_t *srv, const uint8_t id[TB_LS_UUID_LEN])
+{
+	agent_ch_t **pp;
+
+	for (pp = &srv->agent; *pp; pp = &(*pp)->next)
+		if (memcmp((*pp)->id, id, TB_LS_UUID_LEN) == 0)
+			return pp;
+	return NULL;
+}
+
+static void agent_unlink(agent_ch_t **pp)
+{
+	agent_ch_t *a = *pp;
+
+	*pp = a->next;
+	free(a);
+}
+
+/* Sends raw to dst; when dst's WebSocket is full, src stops reading until
+ * dst drains (the same no-drop rule as the mux, §11). */
+static void agent_send(ls_sess_t *src, ls_sess_t *dst, const uint8_t *raw, size_t len)
+{
+	if (!dst->ws)
+		return;
+	if (tb_ws_send(dst->ws, TB_WS_OP_BINARY, raw, len) == TB_ENOBUFS && src && !src->blocked_on) {
+		src->blocked_on = dst;
+		tb_ws_pause(src->ws);
+	}
+}
+
+static void agent_unblock(ls_sess_t *dst)
+{
+	for (ls_sess_t *s = dst->srv->sessions; s; s = s->next) {
+		if (s->blocked_on != dst)
+			continue;
+		s->blocked_on = NULL;
+		if (s->ws)
+			tb_ws_resume(s->ws);
+	}
+}
+
+static void agent_disconnect(ls_sess_t *to, const uint8_t id[TB_LS_UUID_LEN])
+{
+	tb_ls_msg_t msg = {.type = TB_LS_DISCONNECT};
+	uint8_t buf[24];
+	int n;
+
+	memcpy(msg.disconnect.channel, id, TB_LS_UUID_LEN);
+	if ((n = tb_ls_msg_encode(&msg, buf, sizeof(buf))) > 0)
+		agent_send(NULL, to, buf, (size_t)n);
+}
+
+/* A WebSocket left: the other side of each of its channels hears of it. */
+static void agent_drop_sess(ls_sess_t *ss)
+{
+	agent_ch_t **pp = &ss->srv->agent;
+
+	while (*pp) {
+		agent_ch_t *a = *pp;
+		if (a->conn != ss && a->prov != ss) {
+			pp = &a->next;
+			continue;
+		}
+		agent_disconnect(a->conn == ss ? a->prov : a->conn, a->id);
+		agent_unlink(pp);
+	}
+}
+
+static void agent_connect(ls_sess_t *ss, const tb_ls_msg_t *msg, const uint8_t *raw, size_t len)
+{
+	ls_server_t *srv = ss->srv;
+	tb_ls_mux_t *pm = pick_provider(ss->tok->target);
+	tb_ls_msg_t reply = {.type = TB_LS_CONNECT_RESPONSE};
+	agent_ch_t *a;
+	uint8_t buf[64];
+	int n;
+
+	if (!pm || agent_find(srv, msg->connect.channel) || !(a = calloc(1, sizeof(*a)))) {
+		/* §4.4: the reference's words for a missing provider. */
+		memcpy(reply.connect_resp.channel, msg->connect.channel, TB_LS_UUID_LEN);
+		reply.connect_resp.error.p = TB_LS_ERR_NO_PROVIDER;
+		reply.connect_resp.error.len = strlen(TB_LS_ERR_NO_PROVIDER);
+		if ((n = tb_ls_msg_encode(&reply, buf, sizeof(buf))) > 0)
+			agent_send(NULL, ss, buf, (size_t)n);
+		return;
+	}
+	memcpy(a->id, msg->connect.channel, TB_LS_UUID_LEN);
+	a->conn = ss;
+	for (ls_sess_t *p = ss->tok->target->providers; p; p = p->pnext)
+		if (p->mux == pm)
+			a->prov = p;
+	a->next = srv->agent;
+	srv->agent = a;
+	/* §4.4: the identical Connect bytes, same ChannelID. */
+	agent_send(ss, a->prov, raw, len);
+}
+
+static const uint8_t *msg_channel(const tb_ls_msg_t *msg)
+{
+	switch (msg->type) {
+	case TB_LS_DATA:
+		return msg->data.channel;
+	case TB_LS_CONNECT_RESPONSE:
+		return msg->connect_resp.channel;
+	default:
+		return msg->disconnect.channel;
+	}
+}
+
+/* Data / ConnectResponse / Disconnect for a channel no mux owns: relay it
+ * if it is an agent channel, else drop it quietly (§4.3). */
+static void agent_foreign(void *ctx, const tb_ls_msg_t *msg, const uint8_t *raw, size_t len)
+{
+	ls_sess_t *ss = ctx;
+	agent_ch_t **pp = agent_find(ss->srv, msg_channel(msg));
+	ls_sess_t *to;
+
+	if (!pp || ((*pp)->conn != ss && (*pp)->prov != ss))
+		return;
+	to = (*pp)->conn == ss ? (*pp)->prov : (*pp)->conn;
+	if (ss == (*pp)->conn && msg->type == TB_LS_CONNECT_RESPONSE)
+		return; /* only the provider answers Connects */
+	agent_send(ss, to, raw, len);
+	/* §11: a connector's Disconnect reaches the provider (the reference
+	 * echoes it back instead); either side's Disconnect ends the channel. */
+	if (msg->type == TB_LS_DISCONNECT ||
+	    (msg->type == TB_LS_CONNECT_RESPONSE && !msg->connect_resp.success))
+		agent_unlink(pp);
+}
+
+/* §4.4, §11: a connector learns how many providers its token has. */
+static void send_partners(ls_sess_t *ss, ls_token_t *t)
+{
+	tb_ls_msg_t msg = {.type = TB_LS_PARTNERS};
+	char json[64];
+	uint8_t buf[96];
+	long count = 0;
+	int n;
+
+	for (ls_sess_t *p = t->providers; p; p = p->pnext)
+		count++;
+	if ((n = tb_ls_partners_json(json, sizeof(json), count)) < 0)
+		return;
+	msg.partners.json.p = json;
+	msg.partners.json.len = (size_t)n;
+	if ((n = tb_ls_msg_encode(&msg, buf, sizeof(buf))) > 0)
+		agent_send(NULL, ss, buf, (size_t)n);
+}
+
 /* ---- authentication (§2.3) ---- */
 
 static ls_token_t *find_raw(ls_server_t *srv, const char *tok, size_t len)
@@ -245,12 +413,16 @@ static void auth_as(ls_sess_t *ss, ls_token_t *t, int reverse)
 	tb_loop_t *loop = tb_gw_loop(srv->l);
 	char peer[TB_ADDR_STRLEN];
 
-	if (!t || (reverse == 1 && t->kind != TOK_REVERSE) || (reverse == 0 && t->kind != TOK_FORWARD)) {
+	/* §2.3: reverse needs a reverse token; not reverse needs a forward
+	 * token or a connector token whose reverse token exists. */
+	if (!t || (reverse == 1 && t->kind != TOK_REVERSE) || (reverse == 0 && t->kind == TOK_REVERSE) ||
+	    (t->kind == TOK_CONNECTOR && !t->target)) {
 		auth_fail(ss, TB_LS_ERR_INVALID_TOKEN);
 		return;
 	}
 	o.egress = t->kind == TOK_FORWARD;
 	o.l = srv->l;
+	o.foreign = agent_foreign;
 	if (tb_ls_mux_new(loop, &tb_ls_ws_transport, ss->ws, &o, control, ss, &ss->mux) < 0) {
 		sess_free(ss);
 		return;
@@ -263,6 +435,12 @@ static void auth_as(ls_sess_t *ss, ls_token_t *t, int reverse)
 	if (t->kind == TOK_FORWARD) {
 		ss->state = S_FORWARD;
 		tb_info("linksocks: forward client %s authenticated", peer);
+		return;
+	}
+	if (t->kind == TOK_CONNECTOR) {
+		ss->state = S_CONNECTOR;
+		tb_info("linksocks: connector %s authenticated for reverse token %.4s...", peer, t->target->token);
+		send_partners(ss, t->target);
 		return;
 	}
 	ss->state = S_PROVIDER;
@@ -278,10 +456,13 @@ static void control(void *ctx, tb_ls_mux_t *m, const tb_ls_msg_t *msg, const uin
 {
 	ls_sess_t *ss = ctx;
 
-	/* Connector management (0x07) and the rest are not served yet;
-	 * Log and Partners from clients are ignored (§9 hellos). */
+	if (msg->type == TB_LS_CONNECT && ss->state == S_CONNECTOR) {
+		agent_connect(ss, msg, raw, len);
+		return;
+	}
+	/* Connector management (0x07, autonomy) is not served yet; Log and
+	 * Partners from clients are ignored (§9 hellos). */
 	tb_debug("linksocks: ignored %s from a client", tb_ls_type_name(msg->type));
-	(void)ss;
 }
 
 /* ---- the WebSocket ---- */
@@ -292,7 +473,7 @@ static void on_ws_message(void *ctx, tb_ws_t *ws, unsigned opcode, const uint8_t
 	tb_ls_msg_t msg;
 
 	ss->last_rx = tb_loop_now(tb_gw_loop(ss->srv->l));
-	if (ss->state == S_FORWARD || ss->state == S_PROVIDER) {
+	if (ss->state == S_FORWARD || ss->state == S_PROVIDER || ss->state == S_CONNECTOR) {
 		tb_ls_mux_input(ss->mux, data, len);
 		return;
 	}
@@ -317,6 +498,7 @@ static void on_ws_drain(void *ctx, tb_ws_t *ws)
 {
 	ls_sess_t *ss = ctx;
 
+	agent_unblock(ss);
 	if (ss->mux)
 		tb_ls_mux_drained(ss->mux);
 }
@@ -567,6 +749,30 @@ static int load_reverse(ls_server_t *srv, const tb_conf_val_t *t, tb_conf_err_t 
 	return 0;
 }
 
+/* [[listener.connector]] token = "C", reverse = "R" (agent mode, §1). */
+static int load_connector_token(ls_server_t *srv, const tb_conf_val_t *t, tb_conf_err_t *err)
+{
+	const char *tok, *rev;
+	ls_token_t *ct, *rt = NULL;
+	int rc;
+
+	if ((rc = tb_conf_need_str(t, "token", &tok, err)) < 0 ||
+	    (rc = token_check(tb_conf_get(t, "token"), tok, err)) < 0 ||
+	    (rc = tb_conf_need_str(t, "reverse", &rev, err)) < 0)
+		return rc;
+	for (ls_token_t *x = srv->tokens; x; x = x->next)
+		if (x->kind == TOK_REVERSE && strcmp(x->token, rev) == 0)
+			rt = x;
+	if (!rt) {
+		tb_conf_set_err(err, tb_conf_get(t, "reverse"), "no [[listener.reverse]] with token '%s'", rev);
+		return TB_EINVAL;
+	}
+	if (!(ct = token_add(srv, TOK_CONNECTOR, tok)))
+		return TB_ENOMEM;
+	ct->target = rt;
+	return 0;
+}
+
 static int ls_init(tb_gw_listener_t *l, const tb_conf_val_t *t, tb_conf_err_t *err)
 {
 	ls_server_t *srv = calloc(1, sizeof(*srv));
@@ -602,6 +808,15 @@ static int ls_init(tb_gw_listener_t *l, const tb_conf_val_t *t, tb_conf_err_t *e
 		}
 		for (tb_conf_val_t *e = v->u.list.first; e; e = e->next)
 			if ((rc = load_reverse(srv, e, err)) < 0)
+				return rc;
+	}
+	if ((v = tb_conf_get(t, "connector"))) {
+		if (v->type != TB_CONF_ARRAY) {
+			tb_conf_set_err(err, v, "expected [[listener.connector]] tables");
+			return TB_EINVAL;
+		}
+		for (tb_conf_val_t *e = v->u.list.first; e; e = e->next)
+			if ((rc = load_connector_token(srv, e, err)) < 0)
 				return rc;
 	}
 	if (!srv->tokens) {
@@ -658,6 +873,8 @@ static void ls_free(tb_gw_listener_t *l)
 		return;
 	while (srv->sessions)
 		sess_free(srv->sessions);
+	while (srv->agent)
+		agent_unlink(&srv->agent);
 	while (srv->tokens) {
 		ls_token_t *t = srv->tokens;
 		srv->tokens = t->next;

@@ -43,6 +43,9 @@ typedef struct tb_ls_mux_opts {
 	uint32_t connect_wait_ms; /* opener: ConnectResponse wait (15 s) */
 	uint32_t stall_ms;     /* a channel pausing the WebSocket longer is closed (30 s) */
 	size_t inflate_cap;    /* per compressed message (32 MiB) */
+	/* Optional: Data, ConnectResponse and Disconnect for a channel this mux
+	 * does not own (a server relaying agent-mode channels, §4.4). */
+	void (*foreign)(void *ctx, const tb_ls_msg_t *msg, const uint8_t *raw, size_t len);
 } tb_ls_mux_opts_t;
 
 /* Messages the mux does not handle itself (Auth, AuthResponse, Connector,

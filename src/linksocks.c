@@ -472,22 +472,44 @@ static void chan_ready_cb(tb_loop_t *loop, void *arg)
 	cb(cbarg, &c->s, 0);
 }
 
-int tb_ls_mux_open(tb_ls_mux_t *m, const tb_target_t *t, bool fast_open, tb_connector_cb cb, void *arg,
-		   tb_ls_open_t **req)
+/* A channel with a fresh id, announced with Connect (t NULL: UDP). */
+static tb_ls_chan_t *chan_announce(tb_ls_mux_t *m, const tb_target_t *t, int *err)
 {
 	uint8_t id[TB_LS_UUID_LEN];
 	char host[TB_HOST_MAX + 1];
 	tb_ls_msg_t msg = {.type = TB_LS_CONNECT};
 	tb_ls_chan_t *c;
+
+	if ((*err = tb_ls_uuid_random(id)) < 0)
+		return NULL;
+	msg.connect.proto = t ? TB_LS_PROTO_TCP : TB_LS_PROTO_UDP;
+	if (!(c = chan_new(m, id, msg.connect.proto))) {
+		*err = TB_ENOMEM;
+		return NULL;
+	}
+	memcpy(msg.connect.channel, id, TB_LS_UUID_LEN);
+	if (t) {
+		msg.connect.addr.len = tb_ls_target_text(t, host, sizeof(host));
+		msg.connect.addr.p = host;
+		msg.connect.port = t->port;
+	}
+	if ((*err = tb_ls_mux_send(m, &msg)) < 0) {
+		chan_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+int tb_ls_mux_open(tb_ls_mux_t *m, const tb_target_t *t, bool fast_open, tb_connector_cb cb, void *arg,
+		   tb_ls_open_t **req)
+{
+	tb_ls_chan_t *c;
 	int rc;
 
-	if ((rc = tb_ls_uuid_random(id)) < 0)
+	if (!(c = chan_announce(m, t, &rc)))
 		return rc;
-	if (!(c = chan_new(m, id, TB_LS_PROTO_TCP)))
-		return TB_ENOMEM;
-	c->open = calloc(1, sizeof(*c->open));
-	if (!c->open) {
-		chan_free(c);
+	if (!(c->open = calloc(1, sizeof(*c->open)))) {
+		chan_close(&c->s);
 		return TB_ENOMEM;
 	}
 	c->open->ch = c;
@@ -495,15 +517,6 @@ int tb_ls_mux_open(tb_ls_mux_t *m, const tb_target_t *t, bool fast_open, tb_conn
 	c->open_cb = cb;
 	c->open_arg = arg;
 	c->fast_open = fast_open;
-	msg.connect.proto = TB_LS_PROTO_TCP;
-	memcpy(msg.connect.channel, id, TB_LS_UUID_LEN);
-	msg.connect.addr.len = tb_ls_target_text(t, host, sizeof(host));
-	msg.connect.addr.p = host;
-	msg.connect.port = t->port;
-	if ((rc = tb_ls_mux_send(m, &msg)) < 0) {
-		chan_free(c);
-		return rc;
-	}
 	tb_timer_start(m->loop, &c->timer, m->o.connect_wait_ms);
 	if (req)
 		*req = c->open;
@@ -529,21 +542,11 @@ void tb_ls_open_cancel(tb_ls_open_t *req)
 
 int tb_ls_mux_udp(tb_ls_mux_t *m, tb_dgram_recv_cb cb, void *arg, tb_dgram_t **out)
 {
-	uint8_t id[TB_LS_UUID_LEN];
-	tb_ls_msg_t msg = {.type = TB_LS_CONNECT};
 	tb_ls_chan_t *c;
 	int rc;
 
-	if ((rc = tb_ls_uuid_random(id)) < 0)
+	if (!(c = chan_announce(m, NULL, &rc)))
 		return rc;
-	if (!(c = chan_new(m, id, TB_LS_PROTO_UDP)))
-		return TB_ENOMEM;
-	msg.connect.proto = TB_LS_PROTO_UDP;
-	memcpy(msg.connect.channel, id, TB_LS_UUID_LEN);
-	if ((rc = tb_ls_mux_send(m, &msg)) < 0) {
-		chan_free(c);
-		return rc;
-	}
 	/* The reference egress makes the channel on Connect, so datagrams may
 	 * follow at once (§4.1); a refusal ends the association. */
 	c->state = CH_OPEN;

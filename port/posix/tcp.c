@@ -308,7 +308,8 @@ static int tcp_fd(const tb_stream_t *s)
 	return s->ops == &tcp_ops ? ((const tb_tcp_t *)s)->fd : -1;
 }
 
-int tb_tcp_local_addr(const tb_stream_t *s, tb_addr_t *out)
+static int sock_name(const tb_stream_t *s, tb_addr_t *out,
+		     int (*get)(int, struct sockaddr *, socklen_t *))
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
@@ -316,24 +317,20 @@ int tb_tcp_local_addr(const tb_stream_t *s, tb_addr_t *out)
 
 	if (fd < 0)
 		return TB_EINVAL;
-	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+	if (get(fd, (struct sockaddr *)&ss, &len) < 0)
 		return tb_err_from_errno(errno);
 	tb_posix_from_sockaddr((struct sockaddr *)&ss, out);
 	return 0;
 }
 
+int tb_tcp_local_addr(const tb_stream_t *s, tb_addr_t *out)
+{
+	return sock_name(s, out, getsockname);
+}
+
 int tb_tcp_peer_addr(const tb_stream_t *s, tb_addr_t *out)
 {
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-	int fd = tcp_fd(s);
-
-	if (fd < 0)
-		return TB_EINVAL;
-	if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
-		return tb_err_from_errno(errno);
-	tb_posix_from_sockaddr((struct sockaddr *)&ss, out);
-	return 0;
+	return sock_name(s, out, getpeername);
 }
 
 void tb_tcp_set_nodelay(tb_stream_t *s, bool on)

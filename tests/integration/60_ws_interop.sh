@@ -17,7 +17,7 @@ if ! $PY -c 'import websockets' 2>/dev/null; then
 	echo "# python3-websockets (Debian package) is missing"
 	exit 77
 fi
-PEER="$PY $HERE/ws_peer.py"
+PEER=("$PY" "$HERE/ws_peer.py")
 
 # ---- the C peer, built against this build's library (and its sanitizers) ----
 read -ra SAN <<<"$(grep -o -- '-fsanitize=[^ ]*' "$OUT/.flags" 2>/dev/null | head -1)"
@@ -49,7 +49,7 @@ start_py_server() { # start_py_server LOG [--fragment N]: sets PP
 	local log=$1
 	shift
 	PP=$(free_port)
-	$PEER server "$PP" "$@" >"$log" 2>&1 &
+	"${PEER[@]}" server "$PP" "$@" >"$log" 2>&1 &
 	PIDS+=("$!")
 	wait_line "$log" '^listening'
 }
@@ -86,18 +86,18 @@ SRV=$!
 PIDS+=("$SRV")
 if wait_line "$WORK/srv.log" '^server: listening'; then
 	check "python client -> our server: 26 messages (up to 8 MiB, pipelined), pong, close 1000 echoed" \
-		quiet timeout 90 $PEER client "ws://127.0.0.1:$SP/socket?token=abc" 26
+		quiet timeout 90 "${PEER[@]}" client "ws://127.0.0.1:$SP/socket?token=abc" 26
 	check "python client (4096-byte fragments) -> our server" \
-		quiet timeout 90 $PEER client "ws://127.0.0.1:$SP/socket" 13 --fragment 4096
+		quiet timeout 90 "${PEER[@]}" client "ws://127.0.0.1:$SP/socket" 13 --fragment 4096
 	check "frames sent with the request, ping payload echoed in the pong, fragments around a ping, close 4321 echoed" \
-		quiet timeout 30 $PEER raw "$SP" ping_close
-	check "Sec-WebSocket-Version 8 gets 426 naming version 13" quiet timeout 30 $PEER raw "$SP" version
+		quiet timeout 30 "${PEER[@]}" raw "$SP" ping_close
+	check "Sec-WebSocket-Version 8 gets 426 naming version 13" quiet timeout 30 "${PEER[@]}" raw "$SP" version
 	for mode in unmasked rsv opcode continuation data_in_fragments control_long control_fragmented \
 		close_code length_top_bit; do
-		check "our server fails the connection with 1002: $mode" quiet timeout 30 $PEER raw "$SP" "$mode"
+		check "our server fails the connection with 1002: $mode" quiet timeout 30 "${PEER[@]}" raw "$SP" "$mode"
 	done
 	check "our server answers a 33 MiB frame header with 1009 before any payload" \
-		quiet timeout 30 $PEER raw "$SP" too_big
+		quiet timeout 30 "${PEER[@]}" raw "$SP" too_big
 	check "our server is still running after all of it" kill -0 "$SRV"
 else
 	notok "our server starts"

@@ -1139,7 +1139,8 @@ static void on_defer(tb_loop_t *loop, void *arg)
 
 	enter(ws);
 	process_held(ws);
-	if (going(ws) && tb_buf_len(&ws->in) == 0)
+	/* Not paused again: everything held was parsed (or is a partial 101). */
+	if (!ws->freed && !ws->paused && ws->state <= WS_CLOSING)
 		tb_stream_resume(ws->lower);
 	leave(ws);
 }

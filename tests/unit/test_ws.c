@@ -1213,8 +1213,14 @@ static void test_endpoint_client_mock(void **state)
 	assert_int_equal(tb_ws_send(e.ws, TB_WS_OP_BINARY, "x", 1), TB_EPIPE);
 	memcpy(in, resp, (size_t)rl);
 	n = frame(in, (size_t)rl, true, TB_WS_OP_BINARY, "\x01\x02\x01", 3, false);
-	/* Split inside the head, then the rest with the frame. */
+	/* Split inside the head, then the rest with the frame; paused and
+	 * resumed in between, the lower stream reads again. */
+	tb_ws_pause(e.ws);
+	assert_true(m.paused);
 	mock_in(&m, in, 20);
+	tb_ws_resume(e.ws);
+	turns(loop, 1);
+	assert_false(m.paused);
 	assert_int_equal(e.nopen, 0);
 	mock_in(&m, in + 20, n - 20);
 	assert_int_equal(e.nopen, 1);

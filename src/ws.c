@@ -1001,8 +1001,11 @@ static bool handshake(tb_ws_t *ws)
 	if (rc == TB_EAGAIN)
 		return false;
 	if (rc < 0) {
-		if (loc.len)
-			ws->location = strndup(loc.p, loc.len);
+		/* Bounded by the head; not strndup: the head has no NUL. */
+		if (loc.len && (ws->location = malloc(loc.len + 1)) != NULL) {
+			memcpy(ws->location, loc.p, loc.len);
+			ws->location[loc.len] = '\0';
+		}
 		finish(ws, TB_WS_CLOSE_ABNORMAL, rc);
 		return false;
 	}

@@ -11,6 +11,8 @@
 
 #include "tb/linksocks.h"
 
+#if ENABLE_LINKSOCKS
+
 static int full;
 static uint8_t ids[2][16]; /* the channels' ids, seen in their Connects */
 static unsigned nids;
@@ -120,3 +122,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	tb_loop_free(loop);
 	return 0;
 }
+#else
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	return 0; /* LinkSocks is configured out */
+}
+#endif

@@ -532,6 +532,9 @@ if [ "$have_ls" = 1 ]; then
 		-keyout "$LS_KEY" -out "$LS_CERT" >"$BD/ls-cert.log" 2>&1; then
 		note "linksocks wss rows skipped: openssl could not make a test certificate ($(tail -n 1 "$BD/ls-cert.log"))"
 		FAILED=1
+	elif ! LS_PORT=1 ls_server_conf wss >"$BD/ls-check.toml" ||
+		! "$TB" --check -c "$BD/ls-check.toml" >"$BD/ls-check.log" 2>&1; then
+		note "linksocks wss rows skipped: $TB does not take a TLS linksocks listener ($(tail -n 1 "$BD/ls-check.log"))"
 	elif ls_start wss; then
 		SOCKS=(--socks5 "127.0.0.1:$LS_SOCKS_PORT")
 		ls_wss_suite=$(ls_suite)
@@ -540,6 +543,8 @@ if [ "$have_ls" = 1 ]; then
 		TP_OK=ls_ok REPS=$LS_REPS tp lss_single 1
 		echo "bench: linksocks wss $FLOWS-flow aggregate upload, $BIG_LABEL"
 		TP_OK=ls_ok REPS=$LS_REPS tp lss_multi "$FLOWS"
+		echo "bench: linksocks wss single-flow download, $BIG_LABEL"
+		TP_OK=ls_ok REPS=$LS_REPS tp lss_down 1 --download
 		echo "bench: linksocks wss channel setup ($SETUP_N channels, 8 at a time)"
 		ls_ok && setup lss_setup "$SETUP_N" 8 "${SOCKS[@]}"
 		ls_alive || FAILED=1
@@ -626,17 +631,21 @@ mb() { local x; x=$(v "$1"); [ "$x" = n/a ] && echo n/a || printf "%.0f" "$x"; }
 		echo "| $L client RSS, $(v ls_held) idle channels (KB) | $(v ls_c_before) | $(v ls_c_with) | $(ratio "$(v ls_c_before)" "$(v ls_c_with)") | – |"
 		echo "| $L RSS per idle channel, server (KB) | – | $(per_conn "$(v ls_s_before)" "$(v ls_s_with)" "$(v ls_held)") | – | ≤ 3 |"
 		echo "| $L RSS per idle channel, client (KB) | – | $(per_conn "$(v ls_c_before)" "$(v ls_c_with)" "$(v ls_held)") | – | ≤ 3 |"
-		echo "| $L server RSS after those channels closed / with a second round (KB) | $(v ls_s_after) | $(v ls_s_again) | $(ratio "$(v ls_s_with)" "$(v ls_s_again)") | – |"
-		echo "| $L client RSS after those channels closed / with a second round (KB) | $(v ls_c_after) | $(v ls_c_again) | $(ratio "$(v ls_c_with)" "$(v ls_c_again)") | – |"
+		echo "| $L server RSS after those channels closed (KB) | $(v ls_s_with) | $(v ls_s_after) | $(ratio "$(v ls_s_with)" "$(v ls_s_after)") | – |"
+		echo "| $L client RSS after those channels closed (KB) | $(v ls_c_with) | $(v ls_c_after) | $(ratio "$(v ls_c_with)" "$(v ls_c_after)") | – |"
+		echo "| $L server RSS with a second round of $(v ls_held) (KB; growth = leak) | $(v ls_s_with) | $(v ls_s_again) | $(ratio "$(v ls_s_with)" "$(v ls_s_again)") | – |"
+		echo "| $L client RSS with a second round of $(v ls_held) (KB; growth = leak) | $(v ls_c_with) | $(v ls_c_again) | $(ratio "$(v ls_c_with)" "$(v ls_c_again)") | – |"
 		echo "| mbedTLS AES-128-GCM, 16 KiB records, one thread: encrypt (MB/s) | $(mb aes128_enc) | – | – | – |"
 		echo "| mbedTLS AES-128-GCM, 16 KiB records, one thread: decrypt (MB/s) | $(mb aes128_dec) | – | – | – |"
 		echo "| mbedTLS AES-256-GCM, 16 KiB records, one thread: encrypt (MB/s) | $(mb aes256_enc) | – | – | – |"
 		echo "| mbedTLS ChaCha20-Poly1305, 16 KiB records, one thread: encrypt / decrypt (MB/s) | $(mb chacha_enc) / $(mb chacha_dec) | – | – | – |"
 		echo "| $LS single-flow upload, $BIG_LABEL (MB/s) | $(mb d_lss_single) | $(mb g_lss_single) | $(ratio "$(v d_lss_single)" "$(v g_lss_single)") | – |"
 		echo "| $LS $FLOWS-flow aggregate upload, $BIG_LABEL (MB/s) | $(mb d_lss_multi) | $(mb g_lss_multi) | $(ratio "$(v d_lss_multi)" "$(v g_lss_multi)") | – |"
+		echo "| $LS single-flow download, $BIG_LABEL (MB/s) | $(mb d_lss_down) | $(mb g_lss_down) | $(ratio "$(v d_lss_down)" "$(v g_lss_down)") | – |"
 		echo "| $LS single-flow upload vs AES-128-GCM encrypt, the ceiling (MB/s) | $(mb aes128_enc) | $(mb g_lss_single) | $(ratio "$(v aes128_enc)" "$(v g_lss_single)") | close to 1 |"
 		echo "| $LS $FLOWS-flow aggregate upload vs AES-128-GCM encrypt (MB/s) | $(mb aes128_enc) | $(mb g_lss_multi) | $(ratio "$(v aes128_enc)" "$(v g_lss_multi)") | – |"
 		echo "| $LS single-flow upload vs the negotiated ${suite_aead:-AEAD} (slower of seal and open, MB/s) | $(mb suite_min) | $(mb g_lss_single) | $(ratio "$(v suite_min)" "$(v g_lss_single)") | – |"
+		echo "| $LS single-flow download vs the negotiated ${suite_aead:-AEAD} (slower of seal and open, MB/s) | $(mb suite_min) | $(mb g_lss_down) | $(ratio "$(v suite_min)" "$(v g_lss_down)") | – |"
 		echo "| $LS channel setup rate, 8 at a time (conn/s) | $(v d_setup_rate) | $(v lss_setup_rate) | $(ratio "$(v d_setup_rate)" "$(v lss_setup_rate)") | – |"
 	fi
 } >"$BD/table.md"

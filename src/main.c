@@ -17,11 +17,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "tb/app.h"
 #include "tb/conf.h"
 #include "tb/gateway.h"
 #include "tb/log.h"
 #include "tb/loop.h"
 #include "tb/port.h"
+#if ENABLE_LINKSOCKS
+#include "tb/linksocks.h"
+#endif
 
 #ifndef TB_VERSION
 #define TB_VERSION "0.0.0"
@@ -263,7 +267,7 @@ static void print_version(void)
 	} mods[] = {
 		{ENABLE_GW_SOCKS5, "socks5"},   {ENABLE_GW_HTTP, "http"},   {ENABLE_GW_MIXED, "mixed"},
 		{ENABLE_CONN_DIRECT, "direct"}, {ENABLE_CONN_BLOCK, "block"}, {ENABLE_ROUTER_REGEX, "regex"},
-		{ENABLE_DNS_CARES, "c-ares"},   {ENABLE_TUN, "tun"},
+		{ENABLE_DNS_CARES, "c-ares"},   {ENABLE_TUN, "tun"},       {ENABLE_LINKSOCKS, "linksocks"},
 	};
 
 	printf("tunnelbox %s (board %s, %s)\nmodules:", TB_VERSION, CONFIG_BOARD, tb_poll_name());
@@ -271,6 +275,47 @@ static void print_version(void)
 		if (mods[i].on)
 			printf(" %s", mods[i].name);
 	printf("\n");
+}
+
+/* Builds the gateway from conf (taken) and runs it: --check, one loop, or
+ * a supervisor of workers. Exit codes as main's. */
+static int run_conf(struct app *app, tb_conf_t *conf, bool check)
+{
+	tb_conf_err_t err;
+	char buf[512];
+	int rc;
+
+	app->loop = tb_loop_new();
+	if (!app->loop) {
+		tb_conf_free(conf);
+		return 1;
+	}
+	rc = tb_gw_new(app->loop, conf, &app->gw, &err);
+	if (rc < 0) {
+		fprintf(stderr, "%s\n", tb_conf_err_str(conf, conf->file, &err, buf, sizeof(buf)));
+		tb_conf_free(conf);
+		tb_loop_free(app->loop);
+		return 2;
+	}
+	if (check) {
+		printf("%s: configuration ok\n", app->config_path ? app->config_path : "<embedded>");
+		rc = 0;
+	} else if (tb_gw_workers(app->gw) > 1) {
+		unsigned n = tb_gw_workers(app->gw);
+		/* The parent only supervises; each worker builds its own loop
+		 * and gateway from the same (already validated) configuration. */
+		tb_gw_free(app->gw);
+		tb_loop_free(app->loop);
+		rc = supervise(app, conf, n);
+		tb_conf_free(conf);
+		return rc;
+	} else {
+		rc = serve(app);
+	}
+	tb_conf_free(conf);
+	tb_gw_free(app->gw);
+	tb_loop_free(app->loop);
+	return rc;
 }
 
 static void usage(FILE *f)
@@ -296,11 +341,9 @@ static int gateway_main(int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	struct app app = {.drain_ms = DRAIN_MS_DEFAULT};
-	int level = CONFIG_LOG_LEVEL_DEFAULT, opt, rc;
+	int level = CONFIG_LOG_LEVEL_DEFAULT, opt;
 	bool check = false, use_syslog = false;
 	tb_conf_t *conf;
-	tb_conf_err_t err;
-	char buf[512];
 
 	while ((opt = getopt_long(argc, argv, "c:l:vhV", longopts, NULL)) != -1) {
 		switch (opt) {
@@ -344,35 +387,23 @@ static int gateway_main(int argc, char **argv)
 	tb_log_init(level, use_syslog, "tunnelbox");
 	if (load_config(app.config_path, &conf) < 0)
 		return 2;
-	app.loop = tb_loop_new();
-	if (!app.loop)
-		return 1;
-	rc = tb_gw_new(app.loop, conf, &app.gw, &err);
-	if (rc < 0) {
-		fprintf(stderr, "%s\n", tb_conf_err_str(conf, conf->file, &err, buf, sizeof(buf)));
-		tb_conf_free(conf);
-		tb_loop_free(app.loop);
+	return run_conf(&app, conf, check);
+}
+
+int tb_main_run_text(const char *name, const char *toml, int log_level)
+{
+	struct app app = {.drain_ms = DRAIN_MS_DEFAULT};
+	tb_conf_t *conf;
+	tb_conf_err_t err;
+	char buf[512];
+
+	tb_log_init(log_level, false, name);
+	memset(&err, 0, sizeof(err));
+	if (tb_conf_parse(toml, strlen(toml), name, &conf, &err) < 0) {
+		fprintf(stderr, "%s\n", tb_conf_err_str(NULL, name, &err, buf, sizeof(buf)));
 		return 2;
 	}
-	if (check) {
-		printf("%s: configuration ok\n", app.config_path ? app.config_path : "<embedded>");
-		rc = 0;
-	} else if (tb_gw_workers(app.gw) > 1) {
-		unsigned n = tb_gw_workers(app.gw);
-		/* The parent only supervises; each worker builds its own loop
-		 * and gateway from the same (already validated) configuration. */
-		tb_gw_free(app.gw);
-		tb_loop_free(app.loop);
-		rc = supervise(&app, conf, n);
-		tb_conf_free(conf);
-		return rc;
-	} else {
-		rc = serve(&app);
-	}
-	tb_conf_free(conf);
-	tb_gw_free(app.gw);
-	tb_loop_free(app.loop);
-	return rc;
+	return run_conf(&app, conf, false);
 }
 
 struct applet {
@@ -383,6 +414,9 @@ struct applet {
 static const struct applet applets[] = {
 	{"tunnelbox", gateway_main},
 	{"gateway", gateway_main},
+#if ENABLE_LINKSOCKS
+	{"linksocks", tb_linksocks_main},
+#endif
 };
 
 static const struct applet *find_applet(const char *name)

@@ -186,8 +186,19 @@ static void conn_down(ls_conn_t *k, const char *why, bool auth_refused)
 			tb_gw_fatal(cl->env->gw, 1);
 		return;
 	}
-	if (!cl->reconnect || cl->stopped)
+	if (cl->stopped)
 		return;
+	if (!cl->reconnect) {
+		/* -R: the reference stops once its connection is gone. */
+		for (unsigned i = 0; i < cl->nconns; i++)
+			if (cl->conns[i].state != C_IDLE)
+				return;
+		tb_err("linksocks: no connection left and reconnecting is off; stopping");
+		cl->stopped = true;
+		if (cl->env->gw)
+			tb_gw_fatal(cl->env->gw, 1);
+		return;
+	}
 	delay = auth_refused ? BACKOFF_CAP_MS : backoff_ms(k);
 	k->fails++;
 	tb_info("linksocks: reconnecting in %u ms", delay);

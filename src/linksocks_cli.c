@@ -67,6 +67,7 @@ struct cli {
 	bool ignored;	  /* where accepted-but-ignored switches land */
 	bool seen[O_MAX]; /* given on the command line: its variable is ignored */
 	char random_token[2 * RANDOM_TOKEN_BYTES + 1];
+	char random_conn[2 * RANDOM_TOKEN_BYTES + 1];
 	char *owned[16]; /* trimmed copies of environment values */
 	unsigned nowned;
 };
@@ -173,7 +174,9 @@ static void server_help(void)
 	     "  -w, --socks-password PASS  [LINKSOCKS_SOCKS_PASSWORD]\n"
 	     "  -f, --fast-open            send data before the target answers [LINKSOCKS_FASTOPEN]\n"
 	     "  -d, --debug                debug logs\n"
-	     "  -c, -a, -k                 " NOT_YET " (exit 2)\n"
+	     "  -c, --connector-token TOK  with -r: agent mode token (random when omitted)\n"
+	     "                             [LINKSOCKS_CONNECTOR_TOKEN]\n"
+	     "  -a, -k                     " NOT_YET " (exit 2)\n"
 	     "  -x, --upstream-proxy URL   not implemented yet (exit 2)\n"
 	     "  -b, -i, --connector-wait-provider, --direct-*: accepted, no effect\n"
 	     "      --print-config         print the equivalent tunnelbox configuration and exit");
@@ -472,7 +475,6 @@ static int server_text(struct cli *c, FILE *t)
 	int rc;
 
 	if ((rc = unsupported(c, given(c->api_key), true, "-k/--api-key", NOT_YET)) ||
-	    (rc = unsupported(c, given(c->conn_token), c->reverse, "-c/--connector-token", NOT_YET)) ||
 	    (rc = unsupported(c, c->autonomy, c->reverse, "-a/--connector-autonomy", NOT_YET)) ||
 	    (rc = unsupported(c, given(c->upstream), !c->reverse, "-x/--upstream-proxy", NO_PROXY)) ||
 	    (rc = endpoint(c, "-H/--ws-host", c->ws_host, c->ws_port, ep, sizeof(ep))) ||
@@ -485,6 +487,17 @@ static int server_text(struct cli *c, FILE *t)
 			snprintf(c->random_token + 2 * i, 3, "%02x", r[i]);
 		c->token = c->random_token;
 	}
+	/* §7: agent mode; with -r and without -a a connector token exists,
+	 * random when -c is not given. */
+	if (c->reverse && !given(c->conn_token)) {
+		if (tb_port_random(r, sizeof(r)) < 0)
+			return 1;
+		for (size_t i = 0; i < sizeof(r); i++)
+			snprintf(c->random_conn + 2 * i, 3, "%02x", r[i]);
+		c->conn_token = c->random_conn;
+	}
+	if (!c->reverse && given(c->conn_token))
+		tb_warn("linksocks server: -c has no effect without -r (as in the reference); ignored");
 	fprintf(t, "# linksocks server%s, from the command line\n", c->reverse ? " -r" : "");
 	fputs("[[listener]]\nname = \"linksocks\"\nproto = \"linksocks\"\n", t);
 	put_str(t, "endpoint", ep);
@@ -503,6 +516,9 @@ static int server_text(struct cli *c, FILE *t)
 			put_str(t, "user", c->user);
 			put_str(t, "pass", c->pass);
 		}
+		fputs("\n[[listener.connector]]\n", t);
+		put_str(t, "token", c->conn_token);
+		put_str(t, "reverse", c->token);
 	}
 	put_direct_router(t);
 	return 0;
@@ -578,8 +594,10 @@ static void announce(const struct cli *c)
 	tb_info("  Mode: %s", c->reverse ? "reverse proxy (SOCKS5 on server -> client -> network)" :
 					   "forward proxy (SOCKS5 on client -> server -> network)");
 	tb_info("  Token: %s", c->token);
-	if (c->reverse)
+	if (c->reverse) {
 		tb_info("  SOCKS5 port: %ld", c->socks_port);
+		tb_info("  Connector token: %s", c->conn_token);
+	}
 }
 
 /* ---- commands ---- */

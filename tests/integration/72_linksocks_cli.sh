@@ -79,6 +79,19 @@ else
 fi
 check "reverse: the server printed its configuration" grep -q 'Token: R' "$WORK/rs.log"
 
+# ---- agent: connector -> server -> provider (server -r -c) ----
+WP=$(free_port) RP=$(free_port) CP=$(free_port)
+start as.log "$TB" linksocks server -r -t R -c C -p "$RP" -P "$WP" -H 127.0.0.1
+start ap.log "$TB" linksocks provider -t R -u "ws://127.0.0.1:$WP"
+start ac.log "$TB" linksocks connector -t C -u "ws://127.0.0.1:$WP" -p "$CP"
+if wait_port "$WP" 10 && wait_port "$CP" 10 && fetch "$CP" "$WORK/o2a"; then
+	ok "agent: connector -> server -> provider, curl through the connector's SOCKS5 gets the file intact"
+else
+	notok "agent: connector -> server -> provider, curl through the connector's SOCKS5 gets the file intact"
+	show as.log ap.log ac.log
+fi
+check "agent: the server printed the connector token" grep -q 'Connector token: C' "$WORK/as.log"
+
 # ---- a symlink named linksocks, with SOCKS5 username/password ----
 WP=$(free_port) SP=$(free_port)
 start ss.log "$LS" server -t S -P "$WP" -H 127.0.0.1
@@ -148,7 +161,7 @@ check "a bad port exits 2" rc_is 2 "$TB" linksocks server -P 70000
 check "an unknown command exits 2" rc_is 2 "$TB" linksocks serve
 check "server -k (API) is refused with exit 2" rc_is 2 "$TB" linksocks server -k key
 check "the refusal says what is missing" grep -q 'not implemented yet' "$WORK/rc.out"
-check "server -r -c (agent mode) is refused with exit 2" rc_is 2 "$TB" linksocks server -r -c C
+check "server -r -a (autonomy) is refused with exit 2" rc_is 2 "$TB" linksocks server -r -a
 check "provider -c (autonomy) is refused with exit 2" rc_is 2 "$TB" linksocks provider -c C
 check "v1.8 P2P flags are accepted" rc_is 0 "$TB" linksocks client --direct-mode relay-only \
 	--stun-server 1.2.3.4:3478 --direct-upnp -i -E --print-config

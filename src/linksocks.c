@@ -795,6 +795,11 @@ static void on_disconnect(tb_ls_mux_t *m, const tb_ls_msg_t *msg, const uint8_t 
 	}
 	if (c->proto == TB_LS_PROTO_UDP) {
 		c->state = CH_DONE;
+		/* §4.3: the opener's Disconnect ends the association. The egress
+		 * side owns the channel and its socket toward the targets:
+		 * free them now, not when the WebSocket goes. */
+		if (!c->owned)
+			chan_free(c);
 		return;
 	}
 	/* §11: flush what is queued to the socket, then end, without the

@@ -428,6 +428,13 @@ static void auth_as(ls_sess_t *ss, ls_token_t *t, int reverse)
 		return;
 	}
 	auth_reply(ss, NULL);
+	/* The handshake is over: from now on the gateway counts this
+	 * WebSocket's channels as flows. Held any longer, an idle WebSocket
+	 * would keep every stop waiting for the whole drain timeout. */
+	if (ss->held) {
+		tb_gw_session_release(srv->l, &ss->gs);
+		ss->held = false;
+	}
 	ss->tok = t;
 	ss->last_rx = tb_loop_now(loop);
 	tb_timer_start(loop, &ss->timer, PING_MS);

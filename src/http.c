@@ -434,16 +434,26 @@ int tb_http_basic_parse(const char *v, size_t n, uint8_t *buf, size_t cap, tb_ht
 const char *tb_http_reason(int status)
 {
 	switch (status) {
+	case 101:
+		return "Switching Protocols";
 	case 200:
 		return "OK";
 	case 400:
 		return "Bad Request";
+	case 401:
+		return "Unauthorized";
 	case 403:
 		return "Forbidden";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
 	case 407:
 		return "Proxy Authentication Required";
 	case 408:
 		return "Request Timeout";
+	case 426:
+		return "Upgrade Required";
 	case 431:
 		return "Request Header Fields Too Large";
 	case 500:

@@ -5,6 +5,9 @@
  *   [[listener.reverse]] token = "rev", socks = "127.0.0.1:9870", user, pass
  *                                          reverse tokens: a SOCKS5 port whose flows go
  *                                          round-robin to the providers of that token
+ *   [[listener.connector]] token = "c", reverse = "rev"
+ *                                          agent mode: connector clients' channels are
+ *                                          relayed to the providers of `rev` (§4.4)
  *   tls_cert, tls_key                      wss (with CONFIG_TLS)
  *
  * One HTTP/1.1 request per TCP connection (spec/linksocks.md §2.1): `/` gets

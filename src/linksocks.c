@@ -126,6 +126,7 @@ static void chan_unlink(tb_ls_chan_t *c)
 	c->mux = NULL;
 }
 
+static tb_connector_cb take_open(tb_ls_chan_t *c, void **arg);
 static void chan_deliver_cb(tb_loop_t *loop, void *arg);
 static void chan_ready_cb(tb_loop_t *loop, void *arg);
 static void chan_timer_cb(tb_loop_t *loop, void *arg);
@@ -365,11 +366,8 @@ static void chan_timer_cb(tb_loop_t *loop, void *arg)
 
 	if (c->state == CH_OPENING) {
 		/* §4.1: no ConnectResponse within 15 s. */
-		tb_connector_cb cb = c->open_cb;
-		void *cbarg = c->open_arg;
-		c->open_cb = NULL;
-		free(c->open); /* the caller's handle ends with its callback */
-		c->open = NULL;
+		void *cbarg;
+		tb_connector_cb cb = take_open(c, &cbarg);
 		if (c->mux)
 			send_disconnect(c->mux, c->id, NULL);
 		c->state = CH_DONE;
@@ -434,16 +432,23 @@ static const tb_dgram_ops_t chan_dgram_ops = {chan_dgram_send, chan_dgram_close}
 
 /* ---- opener ---- */
 
-static void open_complete(tb_ls_chan_t *c, int err)
+/* The opener's callback, taken once; the caller's handle ends with it. */
+static tb_connector_cb take_open(tb_ls_chan_t *c, void **arg)
 {
 	tb_connector_cb cb = c->open_cb;
-	void *arg = c->open_arg;
 
+	*arg = c->open_arg;
 	c->open_cb = NULL;
-	if (c->open) {
-		free(c->open);
-		c->open = NULL;
-	}
+	free(c->open);
+	c->open = NULL;
+	return cb;
+}
+
+static void open_complete(tb_ls_chan_t *c, int err)
+{
+	void *arg;
+	tb_connector_cb cb = take_open(c, &arg);
+
 	tb_timer_stop(c->loop, &c->timer);
 	if (err == 0) {
 		c->state = CH_OPEN;
@@ -460,14 +465,9 @@ static void open_complete(tb_ls_chan_t *c, int err)
 static void chan_ready_cb(tb_loop_t *loop, void *arg)
 {
 	tb_ls_chan_t *c = arg;
-	tb_connector_cb cb = c->open_cb;
-	void *cbarg = c->open_arg;
+	void *cbarg;
+	tb_connector_cb cb = take_open(c, &cbarg);
 
-	c->open_cb = NULL;
-	if (c->open) {
-		free(c->open);
-		c->open = NULL;
-	}
 	c->owned = true;
 	cb(cbarg, &c->s, 0);
 }
@@ -899,13 +899,8 @@ void tb_ls_mux_free(tb_ls_mux_t *m, int err)
 		chan_unlink(c);
 		c->state = CH_DONE;
 		if (c->open_cb) {
-			tb_connector_cb cb = c->open_cb;
-			void *arg = c->open_arg;
-			c->open_cb = NULL;
-			if (c->open) {
-				free(c->open);
-				c->open = NULL;
-			}
+			void *arg;
+			tb_connector_cb cb = take_open(c, &arg);
 			/* not handed over yet (fast-open hands over and clears open_cb) */
 			chan_free(c);
 			cb(arg, NULL, TB_ENETUNREACH);

@@ -37,7 +37,7 @@
 #define LS_REF_VERSION "v1.7.15" /* the reference version we are compatible with */
 #define THREADS_MAX 64		 /* linksocks_client.c's limit */
 #define RANDOM_TOKEN_BYTES 8	 /* §6: generated tokens are 16 hex chars */
-#define NOT_YET "agent/autonomy/API mode is not implemented yet"
+#define NOT_YET "the HTTP API is not implemented yet"
 #define NO_PROXY "upstream proxies are not implemented yet"
 
 /* The commands a flag belongs to (a mask). */
@@ -176,7 +176,8 @@ static void server_help(void)
 	     "  -d, --debug                debug logs\n"
 	     "  -c, --connector-token TOK  with -r: agent mode token (random when omitted)\n"
 	     "                             [LINKSOCKS_CONNECTOR_TOKEN]\n"
-	     "  -a, -k                     " NOT_YET " (exit 2)\n"
+	     "  -a, --connector-autonomy   providers manage connector tokens (no SOCKS5 port)\n"
+	     "  -k, --api-key KEY          " NOT_YET " (exit 2)\n"
 	     "  -x, --upstream-proxy URL   not implemented yet (exit 2)\n"
 	     "  -b, -i, --connector-wait-provider, --direct-*: accepted, no effect\n"
 	     "      --print-config         print the equivalent tunnelbox configuration and exit");
@@ -198,7 +199,7 @@ static void client_help(const char *cmd)
 	       "  -R, --no-reconnect         do not reconnect\n"
 	       "      --retry-auth           keep retrying a refused token [LINKSOCKS_RETRY_AUTH]\n"
 	       "  -d, --debug                debug logs\n"
-	       "  -c, --connector-token TOK  with -r: " NOT_YET " (exit 2)\n"
+	       "  -c, --connector-token TOK  with -r: register this connector token (autonomy)\n"
 	       "  -x, --upstream-proxy URL   with -r: not implemented yet (exit 2)\n"
 	       "  -i, -E, --direct-mode relay-only|auto, --direct-*, --stun-server: accepted, no effect\n"
 	       "      --print-config         print the equivalent tunnelbox configuration and exit\n",
@@ -475,7 +476,6 @@ static int server_text(struct cli *c, FILE *t)
 	int rc;
 
 	if ((rc = unsupported(c, given(c->api_key), true, "-k/--api-key", NOT_YET)) ||
-	    (rc = unsupported(c, c->autonomy, c->reverse, "-a/--connector-autonomy", NOT_YET)) ||
 	    (rc = unsupported(c, given(c->upstream), !c->reverse, "-x/--upstream-proxy", NO_PROXY)) ||
 	    (rc = endpoint(c, "-H/--ws-host", c->ws_host, c->ws_port, ep, sizeof(ep))) ||
 	    (rc = endpoint(c, "-s/--socks-host", c->socks_host, c->socks_port, socks, sizeof(socks))))
@@ -489,7 +489,7 @@ static int server_text(struct cli *c, FILE *t)
 	}
 	/* §7: agent mode; with -r and without -a a connector token exists,
 	 * random when -c is not given. */
-	if (c->reverse && !given(c->conn_token)) {
+	if (c->reverse && !c->autonomy && !given(c->conn_token)) {
 		if (tb_port_random(r, sizeof(r)) < 0)
 			return 1;
 		for (size_t i = 0; i < sizeof(r); i++)
@@ -516,9 +516,14 @@ static int server_text(struct cli *c, FILE *t)
 			put_str(t, "user", c->user);
 			put_str(t, "pass", c->pass);
 		}
-		fputs("\n[[listener.connector]]\n", t);
-		put_str(t, "token", c->conn_token);
-		put_str(t, "reverse", c->token);
+		if (c->autonomy) {
+			/* §4.5: providers manage the connector tokens. */
+			fputs("autonomy = true\n", t);
+		} else {
+			fputs("\n[[listener.connector]]\n", t);
+			put_str(t, "token", c->conn_token);
+			put_str(t, "reverse", c->token);
+		}
 	}
 	put_direct_router(t);
 	return 0;
@@ -555,14 +560,15 @@ static int client_text(struct cli *c, FILE *t)
 	char socks[TB_ADDR_STRLEN];
 	int rc;
 
-	if ((rc = unsupported(c, given(c->conn_token), c->reverse, "-c/--connector-token", NOT_YET)) ||
-	    (rc = unsupported(c, given(c->upstream), c->reverse, "-x/--upstream-proxy", NO_PROXY)))
+	if ((rc = unsupported(c, given(c->upstream), c->reverse, "-x/--upstream-proxy", NO_PROXY)))
 		return rc;
 	fprintf(t, "# linksocks %s, from the command line\n", c->cmd);
 	if (c->reverse) {
 		fputs("[[listener]]\nname = \"provider\"\nproto = \"linksocks-provider\"\nrouter = \"main\"\n",
 		      t);
 		put_client_keys(c, t);
+		if (given(c->conn_token))
+			put_str(t, "connector_token", c->conn_token);
 		put_direct_router(t);
 		return 0;
 	}
@@ -594,7 +600,9 @@ static void announce(const struct cli *c)
 	tb_info("  Mode: %s", c->reverse ? "reverse proxy (SOCKS5 on server -> client -> network)" :
 					   "forward proxy (SOCKS5 on client -> server -> network)");
 	tb_info("  Token: %s", c->token);
-	if (c->reverse) {
+	if (c->reverse && c->autonomy) {
+		tb_info("  Connector autonomy: providers add their own connector tokens");
+	} else if (c->reverse) {
 		tb_info("  SOCKS5 port: %ld", c->socks_port);
 		tb_info("  Connector token: %s", c->conn_token);
 	}

@@ -5,7 +5,8 @@
  *   [[listener]]  proto = "linksocks-provider"   provider (`client -r`): the server's
  *                                                Connects become flows through `router`
  *   url = "ws://host:8765", token = "...", threads = 1, fast_open = false,
- *   reconnect = true, retry_auth = false, ca_file = "...", insecure = false
+ *   reconnect = true, retry_auth = false, ca_file = "...", insecure = false,
+ *   connector_token = "..." (provider: registered after every auth, §4.5)
  *
  * Each of `threads` WebSockets (§2.6) dials, upgrades, authenticates (URL
  * query on exactly /socket, else a binary Auth: §2.3) and then carries a
@@ -42,8 +43,10 @@ typedef struct ls_conn {
 	tb_ws_t *ws;
 	tb_ls_mux_t *mux;
 	tb_timer_t timer; /* handshake, keepalive, or the next dial */
-	uint64_t up_since, last_rx;
+	tb_timer_t reg;   /* autonomy: (re)send Connector{add} */
+	uint64_t up_since, last_rx, reg_until;
 	unsigned fails;
+	uint8_t reg_id[TB_LS_UUID_LEN];
 } ls_conn_t;
 
 struct ls_client {
@@ -52,6 +55,7 @@ struct ls_client {
 	tb_gw_listener_t *l; /* provider: where the server's Connects go */
 	bool reverse;
 	char *token;
+	char *connector_token; /* provider: register it after each auth (§4.5) */
 	char host[TB_HOST_MAX + 1];
 	char hosthdr[TB_HOST_MAX + 10];
 	uint16_t port;
@@ -139,6 +143,7 @@ static void conn_stop(ls_conn_t *k)
 	tb_loop_t *loop = k->cl->loop;
 
 	tb_timer_stop(loop, &k->timer);
+	tb_timer_stop(loop, &k->reg);
 	tb_dns_cancel(k->dq);
 	k->dq = NULL;
 	tb_tcp_connect_cancel(k->tc);
@@ -230,10 +235,58 @@ static void conn_timer(tb_loop_t *loop, void *arg)
 	}
 }
 
+/* §4.5, §11: Connector{add} after every (re)auth, so the token follows a
+ * reconnected provider. */
+static void send_register(ls_conn_t *k)
+{
+	tb_ls_msg_t msg = {.type = TB_LS_CONNECTOR};
+
+	if (tb_ls_uuid_random(k->reg_id) < 0)
+		return;
+	memcpy(msg.connector.request, k->reg_id, TB_LS_UUID_LEN);
+	msg.connector.token.p = k->cl->connector_token;
+	msg.connector.token.len = strlen(k->cl->connector_token);
+	msg.connector.op = TB_LS_OP_ADD;
+	tb_ls_mux_send(k->mux, &msg);
+}
+
+static void reg_timer(tb_loop_t *loop, void *arg)
+{
+	ls_conn_t *k = arg;
+
+	if (k->state == C_UP)
+		send_register(k);
+}
+
+static void on_connector_response(ls_conn_t *k, const tb_ls_msg_t *msg)
+{
+	const tb_ls_str_t *e = &msg->connector_resp.error;
+
+	if (memcmp(msg->connector_resp.request, k->reg_id, TB_LS_UUID_LEN) != 0)
+		return;
+	if (msg->connector_resp.success) {
+		tb_info("linksocks: connector token %.*s registered", (int)msg->connector_resp.token.len,
+			msg->connector_resp.token.p ? msg->connector_resp.token.p : "");
+		return;
+	}
+	/* §11: a reference server frees the old binding only once it notices
+	 * the dead connection: "already exists" is transient for 60 s. */
+	if (e->len == 30 && memcmp(e->p, "connector token already exists", 30) == 0 &&
+	    tb_loop_now(k->cl->loop) < k->reg_until) {
+		tb_timer_start(k->cl->loop, &k->reg, 2000);
+		return;
+	}
+	tb_err("linksocks: connector token refused: %.*s", (int)e->len, e->p ? e->p : "");
+}
+
 static void mux_control(void *ctx, tb_ls_mux_t *m, const tb_ls_msg_t *msg, const uint8_t *raw, size_t len)
 {
 	char level[16], text[256];
 
+	if (msg->type == TB_LS_CONNECTOR_RESPONSE) {
+		on_connector_response(ctx, msg);
+		return;
+	}
 	if (msg->type == TB_LS_LOG &&
 	    tb_ls_log_parse(msg->log.json.p, msg->log.json.len, level, sizeof(level), text, sizeof(text)) == 0) {
 		tb_log(tb_ls_log_level(level), "linksocks server: %s", text);
@@ -264,6 +317,10 @@ static void on_auth_response(ls_conn_t *k, const tb_ls_msg_t *msg)
 		cl->port);
 	tb_ws_ping(k->ws, NULL, 0); /* §2.5: a first ping right after auth */
 	tb_timer_start(cl->loop, &k->timer, KEEPALIVE_MS);
+	if (cl->connector_token) {
+		k->reg_until = k->up_since + 60000;
+		send_register(k);
+	}
 	tb_ls_waitq_kick(&cl->waitq);
 }
 
@@ -440,6 +497,7 @@ static void client_free(ls_client_t *cl)
 		conn_stop(&cl->conns[i]);
 	free(cl->conns);
 	free(cl->token);
+	free(cl->connector_token);
 #if ENABLE_TLS
 	tb_tls_config_free(cl->tlscfg);
 #endif
@@ -463,7 +521,7 @@ static int opt_bool(const tb_conf_val_t *t, const char *key, bool *out, tb_conf_
 static int client_new(const tb_connector_env_t *env, const tb_conf_val_t *t, bool reverse, ls_client_t **out,
 		      tb_conf_err_t *err)
 {
-	const char *url = "ws://localhost:8765", *token = "", *ca = NULL;
+	const char *url = "ws://localhost:8765", *token = "", *ca = NULL, *ctok = NULL;
 	bool insecure = false;
 	int64_t threads = 1;
 	ls_client_t *cl = calloc(1, sizeof(*cl));
@@ -480,8 +538,15 @@ static int client_new(const tb_connector_env_t *env, const tb_conf_val_t *t, boo
 	    (rc = opt_str(t, "ca_file", &ca, err)) < 0 || (rc = opt_bool(t, "insecure", &insecure, err)) < 0 ||
 	    (rc = opt_bool(t, "fast_open", &cl->fast_open, err)) < 0 ||
 	    (rc = opt_bool(t, "reconnect", &cl->reconnect, err)) < 0 ||
-	    (rc = opt_bool(t, "retry_auth", &cl->retry_auth, err)) < 0)
+	    (rc = opt_bool(t, "retry_auth", &cl->retry_auth, err)) < 0 ||
+	    (rc = opt_str(t, "connector_token", &ctok, err)) < 0)
 		return rc;
+	if (ctok && (!reverse || strlen(ctok) > TB_LS_STR_MAX)) {
+		tb_conf_set_err(err, tb_conf_get(t, "connector_token"), "a provider's token of at most 255 bytes");
+		return TB_EINVAL;
+	}
+	if (ctok && !(cl->connector_token = strdup(ctok)))
+		return TB_ENOMEM;
 	rc = tb_conf_get_int(t, "threads", &threads, err);
 	if (rc < 0 && rc != TB_ENOENT)
 		return rc;
@@ -520,6 +585,7 @@ static int client_new(const tb_connector_env_t *env, const tb_conf_val_t *t, boo
 	for (unsigned i = 0; i < cl->nconns; i++) {
 		cl->conns[i].cl = cl;
 		tb_timer_init(&cl->conns[i].timer, conn_timer, &cl->conns[i]);
+		tb_timer_init(&cl->conns[i].reg, reg_timer, &cl->conns[i]);
 	}
 	cl->waitq.loop = cl->loop;
 	cl->waitq.pick = pick_conn;

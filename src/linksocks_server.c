@@ -8,6 +8,8 @@
  *   [[listener.connector]] token = "c", reverse = "rev"
  *                                          agent mode: connector clients' channels are
  *                                          relayed to the providers of `rev` (§4.4)
+ *   autonomy = true (in [[listener.reverse]]) providers of that token add and
+ *                                          remove connector tokens (§4.5); no SOCKS5 port
  *   tls_cert, tls_key                      wss (with CONFIG_TLS)
  *
  * One HTTP/1.1 request per TCP connection (spec/linksocks.md §2.1): `/` gets
@@ -59,6 +61,11 @@ struct ls_token {
 	char *pool_name;
 	/* connector (agent mode, §4.4): the reverse token it reaches */
 	ls_token_t *target;
+	/* autonomy (§4.5): a reverse token whose providers manage connector
+	 * tokens; such a connector token reaches the one provider that added
+	 * it (owner, NULL while that provider is away: §11 keeps the token). */
+	bool autonomy, dynamic;
+	ls_sess_t *owner;
 };
 
 /* An agent-mode channel: connector -> server -> provider, relayed as
@@ -121,6 +128,9 @@ static void sess_free(ls_sess_t *ss)
 		if (ss->pnext)
 			ss->pnext->pprev = ss->pprev;
 		tb_info("linksocks: provider for token %.4s... left", t->token);
+		for (ls_token_t *x = ss->srv->tokens; x; x = x->next)
+			if (x->owner == ss)
+				x->owner = NULL;
 	}
 	agent_drop_sess(ss);
 	if (ss->mux)
@@ -279,7 +289,8 @@ static void agent_drop_sess(ls_sess_t *ss)
 static void agent_connect(ls_sess_t *ss, const tb_ls_msg_t *msg, const uint8_t *raw, size_t len)
 {
 	ls_server_t *srv = ss->srv;
-	tb_ls_mux_t *pm = pick_provider(ss->tok->target);
+	ls_token_t *ct = ss->tok;
+	tb_ls_mux_t *pm = ct->dynamic ? (ct->owner ? ct->owner->mux : NULL) : pick_provider(ct->target);
 	tb_ls_msg_t reply = {.type = TB_LS_CONNECT_RESPONSE};
 	agent_ch_t *a;
 	uint8_t buf[64];
@@ -296,7 +307,7 @@ static void agent_connect(ls_sess_t *ss, const tb_ls_msg_t *msg, const uint8_t *
 	}
 	memcpy(a->id, msg->connect.channel, TB_LS_UUID_LEN);
 	a->conn = ss;
-	for (ls_sess_t *p = ss->tok->target->providers; p; p = p->pnext)
+	for (ls_sess_t *p = ct->target->providers; p; p = p->pnext)
 		if (p->mux == pm)
 			a->prov = p;
 	a->next = srv->agent;
@@ -355,6 +366,94 @@ static void send_partners(ls_sess_t *ss, ls_token_t *t)
 	msg.partners.json.len = (size_t)n;
 	if ((n = tb_ls_msg_encode(&msg, buf, sizeof(buf))) > 0)
 		agent_send(NULL, ss, buf, (size_t)n);
+}
+
+/* ---- autonomy (§4.5): providers add and remove connector tokens ---- */
+
+static ls_token_t *token_add(ls_server_t *srv, enum tok_kind kind, const char *tok);
+
+static void connector_reply(ls_sess_t *ss, const uint8_t req[TB_LS_UUID_LEN], const char *token, const char *error)
+{
+	tb_ls_msg_t msg = {.type = TB_LS_CONNECTOR_RESPONSE};
+	uint8_t buf[300];
+	int n;
+
+	memcpy(msg.connector_resp.request, req, TB_LS_UUID_LEN);
+	msg.connector_resp.success = error == NULL;
+	msg.connector_resp.token.p = token;
+	msg.connector_resp.token.len = token ? strlen(token) : 0;
+	msg.connector_resp.error.p = error;
+	msg.connector_resp.error.len = error ? strlen(error) : 0;
+	if ((n = tb_ls_msg_encode(&msg, buf, sizeof(buf))) > 0)
+		agent_send(NULL, ss, buf, (size_t)n);
+}
+
+static void token_remove(ls_server_t *srv, ls_token_t *t)
+{
+	ls_token_t **pp;
+
+	/* Removing a token disconnects the connectors using it (§4.5). */
+	for (ls_sess_t *s = srv->sessions, *next; s; s = next) {
+		next = s->next;
+		if (s->tok == t)
+			sess_free(s);
+	}
+	for (pp = &srv->tokens; *pp && *pp != t; pp = &(*pp)->next)
+		;
+	if (*pp)
+		*pp = t->next;
+	free(t->token);
+	free(t);
+}
+
+static void manage_connector(ls_sess_t *ss, const tb_ls_msg_t *msg)
+{
+	ls_server_t *srv = ss->srv;
+	char tok[TB_LS_STR_MAX + 1], gen[17];
+	ls_token_t *t = NULL;
+	uint8_t r[8];
+
+	if (!ss->tok->autonomy) {
+		connector_reply(ss, msg->connector.request, NULL, "Unauthorized connector management attempt");
+		return;
+	}
+	snprintf(tok, sizeof(tok), "%.*s", (int)msg->connector.token.len,
+		 msg->connector.token.p ? msg->connector.token.p : "");
+	for (ls_token_t *x = srv->tokens; x; x = x->next)
+		if (strcmp(x->token, tok) == 0)
+			t = x;
+	if (msg->connector.op == TB_LS_OP_REMOVE) {
+		/* §4.5: success even for unknown tokens; only the owner's go. */
+		if (t && t->dynamic && (t->owner == ss || !t->owner))
+			token_remove(srv, t);
+		connector_reply(ss, msg->connector.request, NULL, NULL);
+		return;
+	}
+	if (!*tok) { /* §4.5: an empty token asks for a generated one */
+		tb_port_random(r, sizeof(r));
+		for (size_t i = 0; i < sizeof(r); i++)
+			snprintf(gen + 2 * i, 3, "%02x", r[i]);
+		snprintf(tok, sizeof(tok), "%s", gen);
+	}
+	if (strcmp(tok, "anonymous") == 0) {
+		connector_reply(ss, msg->connector.request, NULL, "anonymous token is not allowed");
+		return;
+	}
+	/* §11: a token that maps to the same reverse token is re-bound to this
+	 * provider when its previous owner is gone (or is this one). */
+	if (t && !(t->dynamic && t->target == ss->tok && (!t->owner || t->owner == ss))) {
+		connector_reply(ss, msg->connector.request, NULL, "connector token already exists");
+		return;
+	}
+	if (!t && !(t = token_add(srv, TOK_CONNECTOR, tok))) {
+		connector_reply(ss, msg->connector.request, NULL, "out of memory");
+		return;
+	}
+	t->dynamic = true;
+	t->target = ss->tok;
+	t->owner = ss;
+	tb_info("linksocks: provider registered connector token %.4s...", tok);
+	connector_reply(ss, msg->connector.request, tok, NULL);
 }
 
 /* ---- authentication (§2.3) ---- */
@@ -468,6 +567,10 @@ static void control(void *ctx, tb_ls_mux_t *m, const tb_ls_msg_t *msg, const uin
 
 	if (msg->type == TB_LS_CONNECT && ss->state == S_CONNECTOR) {
 		agent_connect(ss, msg, raw, len);
+		return;
+	}
+	if (msg->type == TB_LS_CONNECTOR && ss->state == S_PROVIDER) {
+		manage_connector(ss, msg);
 		return;
 	}
 	/* Connector management (0x07, autonomy) is not served yet; Log and
@@ -733,12 +836,17 @@ static int load_reverse(ls_server_t *srv, const tb_conf_val_t *t, tb_conf_err_t 
 	if ((rc = tb_conf_need_str(t, "token", &tok, err)) < 0 ||
 	    (rc = token_check(tb_conf_get(t, "token"), tok, err)) < 0)
 		return rc;
+	bool autonomy = false;
+
+	if ((rc = tb_conf_get_bool(t, "autonomy", &autonomy, err)) < 0 && rc != TB_ENOENT)
+		return rc;
 	if (((rc = tb_conf_get_str(t, "socks", &socks, err)) < 0 && rc != TB_ENOENT) ||
 	    ((rc = tb_conf_get_str(t, "user", &user, err)) < 0 && rc != TB_ENOENT) ||
 	    ((rc = tb_conf_get_str(t, "pass", &pass, err)) < 0 && rc != TB_ENOENT))
 		return rc;
 	if (!(rt = token_add(srv, TOK_REVERSE, tok)))
 		return TB_ENOMEM;
+	rt->autonomy = autonomy;
 	if (tb_addr_parse(socks, &rt->socks, false) < 0) {
 		tb_conf_set_err(err, tb_conf_get(t, "socks"), "expected ip:port, got '%s'", socks);
 		return TB_EINVAL;
@@ -859,7 +967,9 @@ static int ls_start(tb_gw_listener_t *l)
 	 * first provider arrives; opening it now lets a client that comes
 	 * first wait for a provider (§11) instead of being refused. */
 	for (ls_token_t *t = srv->tokens; t; t = t->next) {
-		if (t->kind != TOK_REVERSE)
+		/* §4.5: an autonomy token has no SOCKS port (-1): its providers'
+		 * connectors reach them. */
+		if (t->kind != TOK_REVERSE || t->autonomy)
 			continue;
 		t->pool.c.env = tb_gw_env(tb_gw_of(l));
 		t->waitq.loop = tb_gw_loop(l);

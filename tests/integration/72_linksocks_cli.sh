@@ -92,6 +92,30 @@ else
 fi
 check "agent: the server printed the connector token" grep -q 'Connector token: C' "$WORK/as.log"
 
+# ---- autonomy: the provider registers its connector token (server -r -a) ----
+WP=$(free_port) CP=$(free_port)
+start us.log "$TB" linksocks server -r -a -t P -P "$WP" -H 127.0.0.1
+start up.log "$TB" linksocks provider -t P -c MYC -u "ws://127.0.0.1:$WP"
+UP=$LAST_PID
+for i in $(seq 50); do grep -q 'MYC registered' "$WORK/up.log" 2>/dev/null && break; sleep 0.1; done
+start uc.log "$TB" linksocks connector -t MYC -u "ws://127.0.0.1:$WP" -p "$CP"
+if wait_port "$CP" 10 && fetch "$CP" "$WORK/o2u"; then
+	ok "autonomy: provider -c registers MYC; a connector with MYC gets the file intact"
+else
+	notok "autonomy: provider -c registers MYC; a connector with MYC gets the file intact"
+	show us.log up.log uc.log
+fi
+# §11: the reference strands the token when its provider reconnects; we re-bind it.
+kill -9 "$UP" 2>/dev/null
+start up2.log "$TB" linksocks provider -t P -c MYC -u "ws://127.0.0.1:$WP"
+for i in $(seq 80); do grep -q 'MYC registered' "$WORK/up2.log" 2>/dev/null && break; sleep 0.1; done
+if fetch "$CP" "$WORK/o2v"; then
+	ok "autonomy: a restarted provider re-registers MYC and the connector works again"
+else
+	notok "autonomy: a restarted provider re-registers MYC and the connector works again"
+	show us.log up2.log uc.log
+fi
+
 # ---- a symlink named linksocks, with SOCKS5 username/password ----
 WP=$(free_port) SP=$(free_port)
 start ss.log "$LS" server -t S -P "$WP" -H 127.0.0.1
@@ -161,8 +185,6 @@ check "a bad port exits 2" rc_is 2 "$TB" linksocks server -P 70000
 check "an unknown command exits 2" rc_is 2 "$TB" linksocks serve
 check "server -k (API) is refused with exit 2" rc_is 2 "$TB" linksocks server -k key
 check "the refusal says what is missing" grep -q 'not implemented yet' "$WORK/rc.out"
-check "server -r -a (autonomy) is refused with exit 2" rc_is 2 "$TB" linksocks server -r -a
-check "provider -c (autonomy) is refused with exit 2" rc_is 2 "$TB" linksocks provider -c C
 check "v1.8 P2P flags are accepted" rc_is 0 "$TB" linksocks client --direct-mode relay-only \
 	--stun-server 1.2.3.4:3478 --direct-upnp -i -E --print-config
 

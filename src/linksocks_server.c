@@ -74,13 +74,22 @@ typedef struct agent_ch {
 	struct agent_ch *next;
 	uint8_t id[TB_LS_UUID_LEN];
 	ls_sess_t *conn, *prov;
+	/* while prov is NULL: the Connect, waiting for a provider (v1.8's
+	 * --connector-wait-provider, 5 s) */
+	uint8_t *connect;
+	size_t connect_len;
+	tb_timer_t wait;
 } agent_ch_t;
+
+#define AGENT_WAIT_MS 5000u
+#define AGENT_WAIT_MAX 256 /* waiting Connects per server */
 
 struct ls_server {
 	tb_gw_listener_t *l;
 	ls_token_t *tokens;
 	ls_sess_t *sessions;
 	agent_ch_t *agent;
+	unsigned agent_waiting;
 	bool fast_open;
 #if ENABLE_TLS
 	tb_tls_config_t *tls;
@@ -233,6 +242,11 @@ static void agent_unlink(agent_ch_t **pp)
 	agent_ch_t *a = *pp;
 
 	*pp = a->next;
+	if (a->connect) {
+		tb_timer_stop(tb_gw_loop(a->conn->srv->l), &a->wait);
+		a->conn->srv->agent_waiting--;
+		free(a->connect);
+	}
 	free(a);
 }
 
@@ -281,39 +295,104 @@ static void agent_drop_sess(ls_sess_t *ss)
 			pp = &a->next;
 			continue;
 		}
-		agent_disconnect(a->conn == ss ? a->prov : a->conn, a->id);
+		if (a->prov)
+			agent_disconnect(a->conn == ss ? a->prov : a->conn, a->id);
 		agent_unlink(pp);
+	}
+}
+
+static void agent_refuse(ls_sess_t *ss, const uint8_t id[TB_LS_UUID_LEN])
+{
+	tb_ls_msg_t reply = {.type = TB_LS_CONNECT_RESPONSE};
+	uint8_t buf[64];
+	int n;
+
+	/* §4.4: the reference's words for a missing provider. */
+	memcpy(reply.connect_resp.channel, id, TB_LS_UUID_LEN);
+	reply.connect_resp.error.p = TB_LS_ERR_NO_PROVIDER;
+	reply.connect_resp.error.len = strlen(TB_LS_ERR_NO_PROVIDER);
+	if ((n = tb_ls_msg_encode(&reply, buf, sizeof(buf))) > 0)
+		agent_send(NULL, ss, buf, (size_t)n);
+}
+
+static tb_ls_mux_t *agent_pick(ls_token_t *ct)
+{
+	if (ct->dynamic)
+		return ct->owner ? ct->owner->mux : NULL;
+	return pick_provider(ct->target);
+}
+
+/* Sends a channel's Connect to a provider; false when there is none. */
+static bool agent_dispatch(agent_ch_t *a, const uint8_t *raw, size_t len)
+{
+	ls_token_t *ct = a->conn->tok;
+	tb_ls_mux_t *pm = agent_pick(ct);
+
+	if (!pm)
+		return false;
+	for (ls_sess_t *p = ct->target->providers; p; p = p->pnext)
+		if (p->mux == pm)
+			a->prov = p;
+	/* §4.4: the identical Connect bytes, same ChannelID. */
+	agent_send(a->conn, a->prov, raw, len);
+	return true;
+}
+
+static void agent_wait_end(tb_loop_t *loop, void *arg)
+{
+	agent_ch_t *a = arg;
+	agent_ch_t **pp = agent_find(a->conn->srv, a->id);
+
+	agent_refuse(a->conn, a->id);
+	agent_unlink(pp);
+}
+
+/* A provider arrived: the Connects waiting for one go now. */
+static void agent_retry(ls_server_t *srv)
+{
+	for (agent_ch_t **pp = &srv->agent; *pp;) {
+		agent_ch_t *a = *pp;
+		if (!a->connect || !agent_pick(a->conn->tok)) {
+			pp = &a->next;
+			continue;
+		}
+		uint8_t *raw = a->connect;
+		a->connect = NULL;
+		tb_timer_stop(tb_gw_loop(srv->l), &a->wait);
+		srv->agent_waiting--;
+		agent_dispatch(a, raw, a->connect_len);
+		free(raw);
+		pp = &a->next;
 	}
 }
 
 static void agent_connect(ls_sess_t *ss, const tb_ls_msg_t *msg, const uint8_t *raw, size_t len)
 {
 	ls_server_t *srv = ss->srv;
-	ls_token_t *ct = ss->tok;
-	tb_ls_mux_t *pm = ct->dynamic ? (ct->owner ? ct->owner->mux : NULL) : pick_provider(ct->target);
-	tb_ls_msg_t reply = {.type = TB_LS_CONNECT_RESPONSE};
 	agent_ch_t *a;
-	uint8_t buf[64];
-	int n;
 
-	if (!pm || agent_find(srv, msg->connect.channel) || !(a = calloc(1, sizeof(*a)))) {
-		/* §4.4: the reference's words for a missing provider. */
-		memcpy(reply.connect_resp.channel, msg->connect.channel, TB_LS_UUID_LEN);
-		reply.connect_resp.error.p = TB_LS_ERR_NO_PROVIDER;
-		reply.connect_resp.error.len = strlen(TB_LS_ERR_NO_PROVIDER);
-		if ((n = tb_ls_msg_encode(&reply, buf, sizeof(buf))) > 0)
-			agent_send(NULL, ss, buf, (size_t)n);
+	if (agent_find(srv, msg->connect.channel) || !(a = calloc(1, sizeof(*a)))) {
+		agent_refuse(ss, msg->connect.channel);
 		return;
 	}
 	memcpy(a->id, msg->connect.channel, TB_LS_UUID_LEN);
 	a->conn = ss;
-	for (ls_sess_t *p = ct->target->providers; p; p = p->pnext)
-		if (p->mux == pm)
-			a->prov = p;
 	a->next = srv->agent;
 	srv->agent = a;
-	/* §4.4: the identical Connect bytes, same ChannelID. */
-	agent_send(ss, a->prov, raw, len);
+	if (agent_dispatch(a, raw, len))
+		return;
+	/* No provider yet: wait a little, as v1.8 does, instead of failing a
+	 * connector that came up a moment before its provider. */
+	if (srv->agent_waiting >= AGENT_WAIT_MAX || !(a->connect = malloc(len))) {
+		agent_refuse(ss, a->id);
+		agent_unlink(&srv->agent);
+		return;
+	}
+	memcpy(a->connect, raw, len);
+	a->connect_len = len;
+	srv->agent_waiting++;
+	tb_timer_init(&a->wait, agent_wait_end, a);
+	tb_timer_start(tb_gw_loop(srv->l), &a->wait, AGENT_WAIT_MS);
 }
 
 static const uint8_t *msg_channel(const tb_ls_msg_t *msg)
@@ -336,7 +415,7 @@ static void agent_foreign(void *ctx, const tb_ls_msg_t *msg, const uint8_t *raw,
 	agent_ch_t **pp = agent_find(ss->srv, msg_channel(msg));
 	ls_sess_t *to;
 
-	if (!pp || ((*pp)->conn != ss && (*pp)->prov != ss))
+	if (!pp || !(*pp)->prov || ((*pp)->conn != ss && (*pp)->prov != ss))
 		return;
 	to = (*pp)->conn == ss ? (*pp)->prov : (*pp)->conn;
 	if (ss == (*pp)->conn && msg->type == TB_LS_CONNECT_RESPONSE)
@@ -454,6 +533,7 @@ static void manage_connector(ls_sess_t *ss, const tb_ls_msg_t *msg)
 	t->owner = ss;
 	tb_info("linksocks: provider registered connector token %.4s...", tok);
 	connector_reply(ss, msg->connector.request, tok, NULL);
+	agent_retry(srv);
 }
 
 /* ---- authentication (§2.3) ---- */
@@ -559,6 +639,7 @@ static void auth_as(ls_sess_t *ss, ls_token_t *t, int reverse)
 	t->providers = ss;
 	tb_info("linksocks: provider %s authenticated for token %.4s...", peer, t->token);
 	tb_ls_waitq_kick(&t->waitq);
+	agent_retry(srv);
 }
 
 static void control(void *ctx, tb_ls_mux_t *m, const tb_ls_msg_t *msg, const uint8_t *raw, size_t len)

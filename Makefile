@@ -129,6 +129,7 @@ SRCS-y := src/base.c src/addr.c src/buf.c src/log.c src/loop.c src/conf.c \
 	src/relay.c src/router.c src/connector.c src/gateway.c
 SRCS-$(CONFIG_GW_SOCKS5) += src/socks5.c
 SRCS-$(CONFIG_GW_HTTP) += src/http.c
+SRCS-$(CONFIG_CONN_UPSTREAM) += src/upstream.c
 SRCS-$(CONFIG_TLS) += src/tls.c
 SRCS-$(CONFIG_WS) += src/ws.c
 SRCS-$(CONFIG_LINKSOCKS) += src/linksocks_msg.c src/linksocks.c src/linksocks_server.c src/linksocks_client.c src/linksocks_cli.c

@@ -12,6 +12,9 @@
 #if ENABLE_LINKSOCKS
 #include "tb/linksocks.h"
 #endif
+#if ENABLE_CONN_UPSTREAM
+#include "tb/upstream.h"
+#endif
 
 /* ---- direct: TCP ---- */
 
@@ -355,6 +358,10 @@ int tb_connector_new(const tb_connector_env_t *env, const char *name, const char
 		ops = &direct_ops;
 	else if (ENABLE_CONN_BLOCK && strcmp(proto, "block") == 0)
 		ops = &block_ops;
+#if ENABLE_CONN_UPSTREAM
+	else if (strcmp(proto, "socks5") == 0 || strcmp(proto, "http") == 0)
+		return tb_upstream_connector_new(env, name, proto, table, out, err);
+#endif
 #if ENABLE_LINKSOCKS
 	else if (strcmp(proto, "linksocks") == 0)
 		return tb_linksocks_connector_new(env, name, table, out, err);

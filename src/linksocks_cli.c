@@ -37,7 +37,6 @@
 #define LS_REF_VERSION "v1.7.15" /* the reference version we are compatible with */
 #define THREADS_MAX 64		 /* linksocks_client.c's limit */
 #define RANDOM_TOKEN_BYTES 8	 /* §6: generated tokens are 16 hex chars */
-#define NOT_YET "the HTTP API is not implemented yet"
 #define NO_PROXY "upstream proxies are not implemented yet"
 
 /* The commands a flag belongs to (a mask). */
@@ -177,7 +176,7 @@ static void server_help(void)
 	     "  -c, --connector-token TOK  with -r: agent mode token (random when omitted)\n"
 	     "                             [LINKSOCKS_CONNECTOR_TOKEN]\n"
 	     "  -a, --connector-autonomy   providers manage connector tokens (no SOCKS5 port)\n"
-	     "  -k, --api-key KEY          " NOT_YET " (exit 2)\n"
+	     "  -k, --api-key KEY          enable the HTTP API (/api/*); CLI tokens are then ignored\n"
 	     "  -x, --upstream-proxy URL   not implemented yet (exit 2)\n"
 	     "  -b, -i, --connector-wait-provider, --direct-*: accepted, no effect\n"
 	     "      --print-config         print the equivalent tunnelbox configuration and exit");
@@ -475,11 +474,26 @@ static int server_text(struct cli *c, FILE *t)
 	uint8_t r[RANDOM_TOKEN_BYTES];
 	int rc;
 
-	if ((rc = unsupported(c, given(c->api_key), true, "-k/--api-key", NOT_YET)) ||
-	    (rc = unsupported(c, given(c->upstream), !c->reverse, "-x/--upstream-proxy", NO_PROXY)) ||
+	if ((rc = unsupported(c, given(c->upstream), !c->reverse, "-x/--upstream-proxy", NO_PROXY)) ||
 	    (rc = endpoint(c, "-H/--ws-host", c->ws_host, c->ws_port, ep, sizeof(ep))) ||
 	    (rc = endpoint(c, "-s/--socks-host", c->socks_host, c->socks_port, socks, sizeof(socks))))
 		return rc;
+	if (given(c->api_key)) {
+		/* §7: with an API key the reference ignores every CLI token;
+		 * tokens come from POST /api/token (§8), their SOCKS5 ports
+		 * on -s's host. */
+		fputs("# linksocks server -k, from the command line\n", t);
+		fputs("[[listener]]\nname = \"linksocks\"\nproto = \"linksocks\"\n", t);
+		put_str(t, "endpoint", ep);
+		fputs("router = \"main\"\n", t);
+		if (c->fast_open)
+			fputs("fast_open = true\n", t);
+		put_str(t, "api_key", c->api_key);
+		if (given(c->socks_host))
+			put_str(t, "api_socks_host", c->socks_host);
+		put_direct_router(t);
+		return 0;
+	}
 	if (!given(c->token)) {
 		if (tb_port_random(r, sizeof(r)) < 0)
 			return 1;
@@ -597,6 +611,10 @@ static void announce(const struct cli *c)
 	if (c->role != SRV)
 		return;
 	tb_info("Configuration:");
+	if (given(c->api_key)) {
+		tb_info("  API: enabled at /api/* (command-line tokens ignored)");
+		return;
+	}
 	tb_info("  Mode: %s", c->reverse ? "reverse proxy (SOCKS5 on server -> client -> network)" :
 					   "forward proxy (SOCKS5 on client -> server -> network)");
 	tb_info("  Token: %s", c->token);

@@ -91,6 +91,9 @@ struct ls_server {
 	agent_ch_t *agent;
 	unsigned agent_waiting;
 	bool fast_open;
+	char *api_key;        /* §8: the HTTP API, when set */
+	tb_addr_t api_socks;  /* where API reverse tokens' SOCKS5 ports listen (port 0) */
+	ls_token_t *dead;     /* removed reverse tokens with SOCKS flows still waiting */
 #if ENABLE_TLS
 	tb_tls_config_t *tls;
 #endif
@@ -467,11 +470,32 @@ static void connector_reply(ls_sess_t *ss, const uint8_t req[TB_LS_UUID_LEN], co
 		agent_send(NULL, ss, buf, (size_t)n);
 }
 
+static void token_free(ls_token_t *t)
+{
+	tb_ls_waitq_clear(&t->waitq);
+	free(t->pool_name);
+	free(t->token);
+	free(t->user);
+	free(t->pass);
+	free(t);
+}
+
 static void token_remove(ls_server_t *srv, ls_token_t *t)
 {
 	ls_token_t **pp;
 
-	/* Removing a token disconnects the connectors using it (§4.5). */
+	/* A reverse token takes its connector tokens along (§8). */
+	if (t->kind == TOK_REVERSE) {
+		for (ls_token_t *x = srv->tokens; x;) {
+			if (x->kind == TOK_CONNECTOR && x->target == t) {
+				token_remove(srv, x);
+				x = srv->tokens;
+			} else {
+				x = x->next;
+			}
+		}
+	}
+	/* Removing a token disconnects the clients using it (§4.5, §8). */
 	for (ls_sess_t *s = srv->sessions, *next; s; s = next) {
 		next = s->next;
 		if (s->tok == t)
@@ -481,8 +505,19 @@ static void token_remove(ls_server_t *srv, ls_token_t *t)
 		;
 	if (*pp)
 		*pp = t->next;
-	free(t->token);
-	free(t);
+	if (t->socks_l) {
+		tb_gw_listener_remove(t->socks_l);
+		t->socks_l = NULL;
+	}
+	if (t->waitq.head) {
+		/* SOCKS flows still wait on its pool: they time out on their
+		 * own (their requests point into it), so it lives until then,
+		 * at the latest until the listener goes. */
+		t->next = srv->dead;
+		srv->dead = t;
+		return;
+	}
+	token_free(t);
 }
 
 static void manage_connector(ls_sess_t *ss, const tb_ls_msg_t *msg)
@@ -716,7 +751,12 @@ static void http_reply(ls_sess_t *ss, int status, const char *ctype, const char 
 
 	snprintf(extra, sizeof(extra), "Content-Type: %s\r\nContent-Length: %zu\r\nConnection: close\r\n", ctype,
 		 strlen(body));
-	n = tb_http_response_build(head, sizeof(head), status, extra);
+	if (status == 413) /* tb_http_reason() has no words for it */
+		n = snprintf(head, sizeof(head), "HTTP/1.1 413 Request Entity Too Large\r\n%s\r\n", extra);
+	else
+		n = tb_http_response_build(head, sizeof(head), status, extra);
+	if (n >= (int)sizeof(head))
+		n = -1;
 	if (n > 0)
 		tb_stream_write(ss->s, head, (size_t)n);
 	tb_stream_write(ss->s, body, strlen(body));
@@ -775,20 +815,713 @@ static void upgrade(ls_sess_t *ss, const tb_http_request_t *r)
 	/* else: Style B, the first message is Auth */
 }
 
-static void route_request(ls_sess_t *ss, const tb_http_request_t *r)
+/* ---- the HTTP API (§8) ---- */
+
+#define API_BODY_MAX 65536
+#define API_STR_MAX TB_LS_STR_MAX
+#define API_PORT_MIN 1024 /* §6: the pool for reverse tokens without a port */
+#define API_PORT_MAX 10240
+#define API_PORT_TRIES 64
+
+static void reverse_init(ls_server_t *srv, ls_token_t *rt);
+static int reverse_open(ls_server_t *srv, ls_token_t *t);
+
+/* A growing JSON text; oom sticks. */
+typedef struct jbuf {
+	char *p;
+	size_t len, cap;
+	bool oom;
+} jbuf_t;
+
+static void jb_add(jbuf_t *b, const char *s, size_t n)
 {
-	tb_http_span_t query;
+	if (b->oom)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 256;
+		char *np;
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		if (!(np = realloc(b->p, cap))) {
+			b->oom = true;
+			return;
+		}
+		b->p = np;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void jb_puts(jbuf_t *b, const char *s)
+{
+	jb_add(b, s, strlen(s));
+}
+
+static void jb_long(jbuf_t *b, long v)
+{
+	char num[24];
+
+	snprintf(num, sizeof(num), "%ld", v);
+	jb_puts(b, num);
+}
+
+/* A JSON string literal; bytes >= 0x80 pass through (tokens are UTF-8). */
+static void jb_str(jbuf_t *b, const char *s)
+{
+	char esc[8];
+
+	jb_add(b, "\"", 1);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\') {
+			esc[0] = '\\';
+			esc[1] = (char)c;
+			jb_add(b, esc, 2);
+		} else if (c < 0x20) {
+			snprintf(esc, sizeof(esc), "\\u%04x", c);
+			jb_add(b, esc, 6);
+		} else {
+			jb_add(b, s, 1);
+		}
+	}
+	jb_add(b, "\"", 1);
+}
+
+/* The request body: one flat JSON object. Known keys must have their type
+ * (null counts as absent); unknown keys may hold strings, numbers,
+ * booleans or null, not objects or arrays. */
+typedef struct api_req {
+	char type[API_STR_MAX + 1], token[API_STR_MAX + 1], user[API_STR_MAX + 1], pass[API_STR_MAX + 1],
+		reverse[API_STR_MAX + 1];
+	long port;
+	bool amc;
+} api_req_t;
+
+typedef struct jreader {
+	const char *p, *end;
+} jreader_t;
+
+static void jr_ws(jreader_t *r)
+{
+	while (r->p < r->end && (*r->p == ' ' || *r->p == '\t' || *r->p == '\n' || *r->p == '\r'))
+		r->p++;
+}
+
+static int jr_hex4(jreader_t *r, unsigned *out)
+{
+	unsigned v = 0;
+
+	if (r->end - r->p < 4)
+		return -1;
+	for (int i = 0; i < 4; i++) {
+		char c = *r->p++;
+		v <<= 4;
+		if (c >= '0' && c <= '9')
+			v |= (unsigned)(c - '0');
+		else if (c >= 'a' && c <= 'f')
+			v |= (unsigned)(c - 'a' + 10);
+		else if (c >= 'A' && c <= 'F')
+			v |= (unsigned)(c - 'A' + 10);
+		else
+			return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+/* A string into out (NUL-terminated, at most cap - 1 bytes; out may be NULL
+ * to skip). -1 on a syntax error, a NUL or overflow. */
+static int jr_string(jreader_t *r, char *out, size_t cap)
+{
+	size_t n = 0;
+
+	if (r->p >= r->end || *r->p != '"')
+		return -1;
+	r->p++;
+	for (;;) {
+		char tmp[4];
+		size_t tn = 1;
+		unsigned cp;
+
+		if (r->p >= r->end)
+			return -1;
+		unsigned char c = (unsigned char)*r->p++;
+		if (c == '"')
+			break;
+		if (c < 0x20)
+			return -1;
+		tmp[0] = (char)c;
+		if (c == '\\') {
+			if (r->p >= r->end)
+				return -1;
+			switch (*r->p++) {
+			case '"': tmp[0] = '"'; break;
+			case '\\': tmp[0] = '\\'; break;
+			case '/': tmp[0] = '/'; break;
+			case 'b': tmp[0] = '\b'; break;
+			case 'f': tmp[0] = '\f'; break;
+			case 'n': tmp[0] = '\n'; break;
+			case 'r': tmp[0] = '\r'; break;
+			case 't': tmp[0] = '\t'; break;
+			case 'u':
+				if (jr_hex4(r, &cp) < 0 || cp == 0)
+					return -1;
+				if (cp >= 0xd800 && cp <= 0xdbff) {
+					unsigned lo;
+					if (r->end - r->p < 6 || r->p[0] != '\\' || r->p[1] != 'u')
+						return -1;
+					r->p += 2;
+					if (jr_hex4(r, &lo) < 0 || lo < 0xdc00 || lo > 0xdfff)
+						return -1;
+					cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+				} else if (cp >= 0xdc00 && cp <= 0xdfff) {
+					return -1;
+				}
+				if (cp < 0x80) {
+					tmp[0] = (char)cp;
+				} else if (cp < 0x800) {
+					tmp[0] = (char)(0xc0 | (cp >> 6));
+					tmp[1] = (char)(0x80 | (cp & 0x3f));
+					tn = 2;
+				} else if (cp < 0x10000) {
+					tmp[0] = (char)(0xe0 | (cp >> 12));
+					tmp[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+					tmp[2] = (char)(0x80 | (cp & 0x3f));
+					tn = 3;
+				} else {
+					tmp[0] = (char)(0xf0 | (cp >> 18));
+					tmp[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+					tmp[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+					tmp[3] = (char)(0x80 | (cp & 0x3f));
+					tn = 4;
+				}
+				break;
+			default:
+				return -1;
+			}
+		}
+		if (out) {
+			if (n + tn >= cap)
+				return -1;
+			memcpy(out + n, tmp, tn);
+		}
+		n += tn;
+	}
+	if (out)
+		out[n] = '\0';
+	return 0;
+}
+
+/* A JSON number; *is_int when it has no fraction or exponent and fits. */
+static int jr_number(jreader_t *r, long *out, bool *is_int)
+{
+	const char *s = r->p;
+	long v = 0;
+	bool neg = false, ovf = false;
+
+	*is_int = true;
+	if (r->p < r->end && *r->p == '-') {
+		neg = true;
+		r->p++;
+	}
+	if (r->p >= r->end || *r->p < '0' || *r->p > '9')
+		return -1;
+	if (*r->p == '0' && r->end - r->p > 1 && r->p[1] >= '0' && r->p[1] <= '9')
+		return -1;
+	while (r->p < r->end && *r->p >= '0' && *r->p <= '9') {
+		if (v > (0x7fffffffL - 9) / 10)
+			ovf = true;
+		else
+			v = v * 10 + (*r->p - '0');
+		r->p++;
+	}
+	if (r->p < r->end && *r->p == '.') {
+		*is_int = false;
+		r->p++;
+		if (r->p >= r->end || *r->p < '0' || *r->p > '9')
+			return -1;
+		while (r->p < r->end && *r->p >= '0' && *r->p <= '9')
+			r->p++;
+	}
+	if (r->p < r->end && (*r->p == 'e' || *r->p == 'E')) {
+		*is_int = false;
+		r->p++;
+		if (r->p < r->end && (*r->p == '+' || *r->p == '-'))
+			r->p++;
+		if (r->p >= r->end || *r->p < '0' || *r->p > '9')
+			return -1;
+		while (r->p < r->end && *r->p >= '0' && *r->p <= '9')
+			r->p++;
+	}
+	if (ovf)
+		*is_int = false;
+	*out = neg ? -v : v;
+	return r->p > s ? 0 : -1;
+}
+
+static bool jr_word(jreader_t *r, const char *w)
+{
+	size_t n = strlen(w);
+
+	if ((size_t)(r->end - r->p) < n || memcmp(r->p, w, n) != 0)
+		return false;
+	r->p += n;
+	return true;
+}
+
+static int api_parse(const char *body, size_t len, api_req_t *q)
+{
+	jreader_t r = {body, body + len};
+	char key[32];
+
+	memset(q, 0, sizeof(*q));
+	jr_ws(&r);
+	if (r.p >= r.end || *r.p++ != '{')
+		return -1;
+	jr_ws(&r);
+	if (r.p < r.end && *r.p == '}') {
+		r.p++;
+		goto end;
+	}
+	for (;;) {
+		char *str = NULL;
+		long num;
+		bool is_int;
+
+		jr_ws(&r);
+		/* a long key is no key of ours: read it to skip */
+		jreader_t save = r;
+		if (jr_string(&r, key, sizeof(key)) < 0) {
+			r = save;
+			if (jr_string(&r, NULL, 0) < 0)
+				return -1;
+			key[0] = '\0';
+		}
+		jr_ws(&r);
+		if (r.p >= r.end || *r.p++ != ':')
+			return -1;
+		jr_ws(&r);
+		if (strcmp(key, "type") == 0)
+			str = q->type;
+		else if (strcmp(key, "token") == 0)
+			str = q->token;
+		else if (strcmp(key, "username") == 0)
+			str = q->user;
+		else if (strcmp(key, "password") == 0)
+			str = q->pass;
+		else if (strcmp(key, "reverse_token") == 0)
+			str = q->reverse;
+		if (r.p >= r.end)
+			return -1;
+		if (jr_word(&r, "null")) {
+			/* absent */
+		} else if (*r.p == '"') {
+			if (strcmp(key, "port") == 0 || strcmp(key, "allow_manage_connector") == 0)
+				return -1;
+			if (jr_string(&r, str, str ? API_STR_MAX + 1 : 0) < 0)
+				return -1;
+		} else if (jr_word(&r, "true") || jr_word(&r, "false")) {
+			if (str || strcmp(key, "port") == 0)
+				return -1;
+			if (strcmp(key, "allow_manage_connector") == 0)
+				q->amc = r.p[-1] == 'e' && r.p[-2] == 'u';
+		} else if (*r.p == '-' || (*r.p >= '0' && *r.p <= '9')) {
+			if (jr_number(&r, &num, &is_int) < 0 || str || strcmp(key, "allow_manage_connector") == 0)
+				return -1;
+			if (strcmp(key, "port") == 0) {
+				if (!is_int)
+					return -1;
+				q->port = num;
+			}
+		} else {
+			return -1;
+		}
+		jr_ws(&r);
+		if (r.p >= r.end)
+			return -1;
+		if (*r.p == '}') {
+			r.p++;
+			break;
+		}
+		if (*r.p++ != ',')
+			return -1;
+	}
+end:
+	jr_ws(&r);
+	return r.p == r.end ? 0 : -1;
+}
+
+static void api_json(ls_sess_t *ss, int status, jbuf_t *b)
+{
+	http_reply(ss, b->oom ? 500 : status, "application/json", b->oom ? "" : b->p ? b->p : "");
+	free(b->p);
+}
+
+static void api_fail(ls_sess_t *ss, const char *error)
+{
+	jbuf_t b = {0};
+
+	jb_puts(&b, "{\"success\":false,\"error\":");
+	jb_str(&b, error);
+	jb_puts(&b, "}\n");
+	api_json(ss, 200, &b);
+}
+
+static void api_ok(ls_sess_t *ss, const char *token, bool with_port, long port)
+{
+	jbuf_t b = {0};
+
+	jb_puts(&b, "{\"success\":true,\"token\":");
+	jb_str(&b, token);
+	if (with_port) {
+		jb_puts(&b, ",\"port\":");
+		jb_long(&b, port);
+	}
+	jb_puts(&b, "}\n");
+	api_json(ss, 200, &b);
+}
+
+static ls_token_t *find_token(ls_server_t *srv, const char *tok)
+{
+	for (ls_token_t *t = srv->tokens; t; t = t->next)
+		if (strcmp(t->token, tok) == 0)
+			return t;
+	return NULL;
+}
+
+static void api_status(ls_sess_t *ss)
+{
+	ls_server_t *srv = ss->srv;
+	jbuf_t b = {0};
+	bool first = true;
+
+	jb_puts(&b, "{\"version\":\"" LS_VERSION_TEXT "\",\"tokens\":[");
+	for (ls_token_t *t = srv->tokens; t; t = t->next) {
+		long clients = 0;
+		bool any = false;
+
+		if (t->kind == TOK_CONNECTOR)
+			continue; /* listed under their reverse token */
+		for (ls_sess_t *s = srv->sessions; s; s = s->next)
+			if (s->tok == t && (s->state == S_FORWARD || s->state == S_PROVIDER))
+				clients++;
+		jb_puts(&b, first ? "{\"token\":" : ",{\"token\":");
+		first = false;
+		jb_str(&b, t->token);
+		jb_puts(&b, t->kind == TOK_FORWARD ? ",\"type\":\"forward\"" : ",\"type\":\"reverse\"");
+		jb_puts(&b, ",\"clients_count\":");
+		jb_long(&b, clients);
+		if (t->kind == TOK_REVERSE) {
+			jb_puts(&b, ",\"port\":");
+			jb_long(&b, t->autonomy ? -1 : (long)t->socks.port);
+			for (ls_token_t *c = srv->tokens; c; c = c->next) {
+				if (c->kind != TOK_CONNECTOR || c->target != t)
+					continue;
+				jb_puts(&b, any ? "," : ",\"connector_tokens\":[");
+				any = true;
+				jb_str(&b, c->token);
+			}
+			if (any)
+				jb_puts(&b, "]");
+		}
+		jb_puts(&b, "}");
+	}
+	jb_puts(&b, "]}\n");
+	api_json(ss, 200, &b);
+}
+
+static void gen_token(char out[17])
+{
+	uint8_t r[8] = {0};
+
+	tb_port_random(r, sizeof(r));
+	for (size_t i = 0; i < sizeof(r); i++)
+		snprintf(out + 2 * i, 3, "%02x", r[i]);
+}
+
+static void api_add_reverse(ls_sess_t *ss, const api_req_t *q, const char *tok)
+{
+	ls_server_t *srv = ss->srv;
+	ls_token_t *t;
+	int rc = 0;
+
+	if (!q->amc && (q->port < 0 || q->port > 65535)) {
+		api_fail(ss, "invalid port");
+		return;
+	}
+	if (!(t = token_add(srv, TOK_REVERSE, tok))) {
+		api_fail(ss, "out of memory");
+		return;
+	}
+	reverse_init(srv, t);
+	t->autonomy = q->amc;
+	if (*q->user && *q->pass) { /* §7: used only when both are set */
+		t->auth.user = t->user = strdup(q->user);
+		t->auth.pass = t->pass = strdup(q->pass);
+		if (!t->user || !t->pass) {
+			token_remove(srv, t);
+			api_fail(ss, "out of memory");
+			return;
+		}
+	}
+	t->socks = srv->api_socks;
+	if (q->amc) {
+		/* §8: port -1 whatever was asked; no SOCKS port (§4.5) */
+	} else if (q->port) {
+		t->socks.port = (uint16_t)q->port;
+		rc = reverse_open(srv, t);
+	} else {
+		/* §6: a free port drawn from 1024-10240 */
+		rc = TB_EINVAL; /* until a try */
+		for (int i = 0; i < API_PORT_TRIES && rc < 0 && rc != TB_ENOMEM; i++) {
+			uint8_t r[2] = {0};
+			tb_port_random(r, sizeof(r));
+			t->socks.port = (uint16_t)(API_PORT_MIN + ((r[0] << 8) | r[1]) % (API_PORT_MAX - API_PORT_MIN + 1));
+			rc = reverse_open(srv, t);
+		}
+	}
+	if (rc < 0) {
+		char why[128];
+		snprintf(why, sizeof(why), "cannot listen for SOCKS5: %s", tb_strerror(rc));
+		token_remove(srv, t);
+		api_fail(ss, why);
+		return;
+	}
+	tb_info("linksocks: API added reverse token %.4s... (SOCKS5 port %ld)", tok,
+		q->amc ? -1L : (long)t->socks.port);
+	api_ok(ss, tok, true, q->amc ? -1L : (long)t->socks.port);
+}
+
+static void api_add(ls_sess_t *ss, const char *body, size_t len)
+{
+	ls_server_t *srv = ss->srv;
+	enum tok_kind kind;
+	api_req_t q;
+	char gen[17];
+	const char *tok;
+	ls_token_t *t, *rt = NULL;
+
+	if (api_parse(body, len, &q) < 0) {
+		http_reply(ss, 400, "text/plain; charset=utf-8", "invalid request body\n");
+		return;
+	}
+	if (strcmp(q.type, "forward") == 0) {
+		kind = TOK_FORWARD;
+	} else if (strcmp(q.type, "reverse") == 0) {
+		kind = TOK_REVERSE;
+	} else if (strcmp(q.type, "connector") == 0) {
+		kind = TOK_CONNECTOR;
+	} else {
+		http_reply(ss, 400, "text/plain; charset=utf-8", "invalid token type\n");
+		return;
+	}
+	tok = q.token;
+	if (!*tok) {
+		gen_token(gen);
+		tok = gen;
+	}
+	if (strcmp(tok, "anonymous") == 0) {
+		api_fail(ss, "anonymous token is not allowed");
+		return;
+	}
+	if (kind == TOK_CONNECTOR) {
+		if (!*q.reverse) {
+			api_fail(ss, "reverse_token is required for connector token");
+			return;
+		}
+		if (!(rt = find_token(srv, q.reverse)) || rt->kind != TOK_REVERSE) {
+			api_fail(ss, "reverse token does not exist");
+			return;
+		}
+	}
+	if (find_token(srv, tok)) {
+		api_fail(ss, "token already exists");
+		return;
+	}
+	if (kind == TOK_REVERSE) {
+		api_add_reverse(ss, &q, tok);
+		return;
+	}
+	if (!(t = token_add(srv, kind, tok))) {
+		api_fail(ss, "out of memory");
+		return;
+	}
+	t->target = rt;
+	tb_info("linksocks: API added %s token %.4s...", kind == TOK_FORWARD ? "forward" : "connector", tok);
+	if (rt)
+		agent_retry(srv);
+	api_ok(ss, tok, false, 0);
+}
+
+static void api_delete(ls_sess_t *ss, const char *tok)
+{
+	ls_token_t *t = find_token(ss->srv, tok);
+
+	/* §8: success even for unknown tokens */
+	if (t) {
+		tb_info("linksocks: API removed token %.4s...", tok);
+		token_remove(ss->srv, t);
+	}
+	api_ok(ss, tok, false, 0);
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* The path's token, percent-decoded; -1 when it does not fit or is bad. */
+static int path_token(const char *p, size_t n, char *out, size_t cap)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		char c = p[i];
+		if (c == '%') {
+			int hi, lo;
+			if (i + 2 >= n || (hi = hexval(p[i + 1])) < 0 || (lo = hexval(p[i + 2])) < 0)
+				return -1;
+			c = (char)(hi << 4 | lo);
+			i += 2;
+			if (c == '\0')
+				return -1;
+		}
+		if (o + 1 >= cap)
+			return -1;
+		out[o++] = c;
+	}
+	out[o] = '\0';
+	return 0;
+}
+
+enum api_path { API_NONE, API_STATUS, API_TOKEN, API_TOKEN_ONE };
+
+static enum api_path api_path_of(const tb_http_span_t *target, tb_http_span_t *rest)
+{
+	const char *q = memchr(target->p, '?', target->len);
+	size_t plen = q ? (size_t)(q - target->p) : target->len;
+
+	rest->p = NULL;
+	rest->len = 0;
+	if (plen == 11 && memcmp(target->p, "/api/status", 11) == 0)
+		return API_STATUS;
+	if (plen == 10 && memcmp(target->p, "/api/token", 10) == 0)
+		return API_TOKEN;
+	if (plen > 11 && memcmp(target->p, "/api/token/", 11) == 0) {
+		rest->p = target->p + 11;
+		rest->len = plen - 11;
+		return API_TOKEN_ONE;
+	}
+	return API_NONE;
+}
+
+/* 0: the whole body is here (*body, *len); TB_EAGAIN: wait for more;
+ * else the status to reply with. */
+static int api_body(ls_sess_t *ss, const tb_http_request_t *r, const char **body, size_t *len)
+{
+	const tb_http_span_t *cl = tb_http_header_get(r, "Content-Length");
+	size_t have = tb_buf_len(&ss->head) - r->head_len, want = 0;
+
+	if (tb_http_header_get(r, "Transfer-Encoding"))
+		return 400; /* only Content-Length bodies */
+	if (cl) {
+		if (cl->len == 0 || cl->len > 7)
+			return cl->len > 7 ? 413 : 400;
+		for (size_t i = 0; i < cl->len; i++) {
+			if (cl->p[i] < '0' || cl->p[i] > '9')
+				return 400;
+			want = want * 10 + (size_t)(cl->p[i] - '0');
+		}
+	}
+	if (want > API_BODY_MAX)
+		return 413;
+	if (have < want)
+		return TB_EAGAIN;
+	*body = (const char *)tb_buf_pullup(&ss->head, tb_buf_len(&ss->head)) + r->head_len;
+	*len = want;
+	return 0;
+}
+
+/* Returns TB_EAGAIN while the body is incomplete. */
+static int api_route(ls_sess_t *ss, const tb_http_request_t *r, enum api_path ap, const tb_http_span_t *rest)
+{
+	const tb_http_span_t *key = tb_http_header_get(r, "X-API-Key");
+	const char *k = ss->srv->api_key, *body = NULL;
+	bool get = tb_http_span_eq(&r->method, "GET"), post = tb_http_span_eq(&r->method, "POST"),
+	     del = tb_http_span_eq(&r->method, "DELETE");
+	char tok[API_STR_MAX + 1];
+	size_t len = 0;
+	int rc;
+
+	/* Constant time: the key's length is all a wrong guess learns. */
+	if (!key || !tb_ct_equal(key->p, key->len, k, strlen(k))) {
+		http_reply(ss, 401, "text/plain; charset=utf-8", "{\"success\":false,\"error\":\"invalid API key\"}\n");
+		return 0;
+	}
+	if ((ap == API_STATUS && !get) || (ap == API_TOKEN && !post && !del) || (ap == API_TOKEN_ONE && !del)) {
+		http_reply(ss, 405, "text/plain; charset=utf-8", "");
+		return 0;
+	}
+	if (ap == API_STATUS) {
+		api_status(ss);
+		return 0;
+	}
+	if ((rc = api_body(ss, r, &body, &len)) == TB_EAGAIN)
+		return rc;
+	if (rc > 0) {
+		http_reply(ss, rc, "text/plain; charset=utf-8",
+			   rc == 413 ? "request body too large\n" : "invalid request body\n");
+		return 0;
+	}
+	if (ap == API_TOKEN_ONE) {
+		if (path_token(rest->p, rest->len, tok, sizeof(tok)) < 0) {
+			http_reply(ss, 400, "text/plain; charset=utf-8", "invalid request body\n");
+			return 0;
+		}
+		api_delete(ss, tok);
+		return 0;
+	}
+	if (post) {
+		api_add(ss, body, len);
+		return 0;
+	}
+	api_req_t q;
+	if (api_parse(body, len, &q) < 0) {
+		http_reply(ss, 400, "text/plain; charset=utf-8", "invalid request body\n");
+		return 0;
+	}
+	api_delete(ss, q.token);
+	return 0;
+}
+
+/* Returns TB_EAGAIN while an API request's body is incomplete. */
+static int route_request(ls_sess_t *ss, const tb_http_request_t *r)
+{
+	tb_http_span_t query, rest;
+	enum api_path ap;
 
 	if (r->target.len == 1 && r->target.p[0] == '/') {
 		http_reply(ss, 200, "text/plain; charset=utf-8",
-			   "LinkSocks " LS_VERSION_TEXT " is running but API is not enabled.\n");
-		return;
+			   ss->srv->api_key ? "LinkSocks " LS_VERSION_TEXT " is running. API endpoints available at /api/*\n"
+					    : "LinkSocks " LS_VERSION_TEXT " is running but API is not enabled.\n");
+		return 0;
 	}
 	if (path_is_socket(&r->target, &query)) {
 		upgrade(ss, r);
-		return;
+		return 0;
 	}
+	if (ss->srv->api_key && (ap = api_path_of(&r->target, &rest)) != API_NONE)
+		return api_route(ss, r, ap, &rest);
 	http_reply(ss, 404, "text/plain; charset=utf-8", "404 page not found\n");
+	return 0;
 }
 
 static void http_data(void *ctx, tb_stream_t *s, const uint8_t *d, size_t n)
@@ -812,7 +1545,7 @@ static void http_data(void *ctx, tb_stream_t *s, const uint8_t *d, size_t n)
 		http_reply(ss, tb_http_status_from_parse(rc), "text/plain", "bad request\n");
 		return;
 	}
-	route_request(ss, &r);
+	(void)route_request(ss, &r); /* TB_EAGAIN: more body to come */
 }
 
 static void http_eof(void *ctx, tb_stream_t *s)
@@ -908,6 +1641,33 @@ static int token_check(const tb_conf_val_t *v, const char *tok, tb_conf_err_t *e
 	return 0;
 }
 
+static void reverse_init(ls_server_t *srv, ls_token_t *rt)
+{
+	rt->pool.c.ops = &pool_ops;
+	rt->pool.tok = rt;
+	rt->waitq.pick = pick_provider;
+	rt->waitq.ctx = rt;
+	rt->waitq.wait_ms = 10000; /* §5, §11: then REP 3 */
+	rt->waitq.fast_open = srv->fast_open;
+}
+
+/* Opens a reverse token's SOCKS5 port (its address in t->socks). */
+static int reverse_open(ls_server_t *srv, ls_token_t *t)
+{
+	tb_gw_listener_t *l = srv->l;
+	char name[64];
+
+	t->pool.c.env = tb_gw_env(tb_gw_of(l));
+	t->waitq.loop = tb_gw_loop(l);
+	snprintf(name, sizeof(name), "%s/reverse-%.4s", tb_gw_listener_name(l), t->token);
+	free(t->pool_name);
+	if (!(t->pool_name = strdup(name)))
+		return TB_ENOMEM;
+	t->pool.c.name = t->pool_name;
+	return tb_gw_listener_add(tb_gw_of(l), name, "socks5", &t->socks, t->auth.user ? &t->auth : NULL,
+				  &t->pool.c, &t->socks_l);
+}
+
 static int load_reverse(ls_server_t *srv, const tb_conf_val_t *t, tb_conf_err_t *err)
 {
 	const char *tok, *socks = "127.0.0.1:9870", *user = NULL, *pass = NULL;
@@ -939,12 +1699,7 @@ static int load_reverse(ls_server_t *srv, const tb_conf_val_t *t, tb_conf_err_t 
 		if (!rt->user || !rt->pass)
 			return TB_ENOMEM;
 	}
-	rt->pool.c.ops = &pool_ops;
-	rt->pool.tok = rt;
-	rt->waitq.pick = pick_provider;
-	rt->waitq.ctx = rt;
-	rt->waitq.wait_ms = 10000; /* §5, §11: then REP 3 */
-	rt->waitq.fast_open = srv->fast_open;
+	reverse_init(srv, rt);
 	return 0;
 }
 
@@ -1018,8 +1773,18 @@ static int ls_init(tb_gw_listener_t *l, const tb_conf_val_t *t, tb_conf_err_t *e
 			if ((rc = load_connector_token(srv, e, err)) < 0)
 				return rc;
 	}
-	if (!srv->tokens) {
-		tb_conf_set_err(err, t, "a linksocks listener needs `tokens` or [[listener.reverse]]");
+	const char *apikey = NULL, *ash = "127.0.0.1";
+	if (((rc = tb_conf_get_str(t, "api_key", &apikey, err)) < 0 && rc != TB_ENOENT) ||
+	    ((rc = tb_conf_get_str(t, "api_socks_host", &ash, err)) < 0 && rc != TB_ENOENT))
+		return rc;
+	if (apikey && *apikey && !(srv->api_key = strdup(apikey)))
+		return TB_ENOMEM;
+	if (tb_addr_parse_ip(ash, &srv->api_socks) < 0) {
+		tb_conf_set_err(err, tb_conf_get(t, "api_socks_host"), "expected an IP address, got '%s'", ash);
+		return TB_EINVAL;
+	}
+	if (!srv->tokens && !srv->api_key) {
+		tb_conf_set_err(err, t, "a linksocks listener needs `tokens`, [[listener.reverse]] or `api_key`");
 		return TB_EINVAL;
 	}
 #if ENABLE_TLS
@@ -1041,7 +1806,6 @@ static int ls_init(tb_gw_listener_t *l, const tb_conf_val_t *t, tb_conf_err_t *e
 static int ls_start(tb_gw_listener_t *l)
 {
 	ls_server_t *srv = tb_gw_listener_priv(l);
-	char name[64];
 	int rc;
 
 	/* Each reverse token's SOCKS5 port. The reference opens it when the
@@ -1052,15 +1816,7 @@ static int ls_start(tb_gw_listener_t *l)
 		 * connectors reach them. */
 		if (t->kind != TOK_REVERSE || t->autonomy)
 			continue;
-		t->pool.c.env = tb_gw_env(tb_gw_of(l));
-		t->waitq.loop = tb_gw_loop(l);
-		snprintf(name, sizeof(name), "%s/reverse-%.4s", tb_gw_listener_name(l), t->token);
-		if (!(t->pool_name = strdup(name)))
-			return TB_ENOMEM;
-		t->pool.c.name = t->pool_name;
-		rc = tb_gw_listener_add(tb_gw_of(l), name, "socks5", &t->socks, t->auth.user ? &t->auth : NULL,
-					&t->pool.c, &t->socks_l);
-		if (rc < 0)
+		if ((rc = reverse_open(srv, t)) < 0)
 			return rc;
 	}
 	return 0;
@@ -1079,13 +1835,14 @@ static void ls_free(tb_gw_listener_t *l)
 	while (srv->tokens) {
 		ls_token_t *t = srv->tokens;
 		srv->tokens = t->next;
-		tb_ls_waitq_clear(&t->waitq);
-		free(t->pool_name);
-		free(t->token);
-		free(t->user);
-		free(t->pass);
-		free(t);
+		token_free(t);
 	}
+	while (srv->dead) {
+		ls_token_t *t = srv->dead;
+		srv->dead = t->next;
+		token_free(t);
+	}
+	free(srv->api_key);
 #if ENABLE_TLS
 	tb_tls_config_free(srv->tls);
 #endif

@@ -183,8 +183,8 @@ check "a bad flag exits 2" rc_is 2 "$TB" linksocks server --no-such-flag
 check "a flag without its value exits 2" rc_is 2 "$TB" linksocks client -t
 check "a bad port exits 2" rc_is 2 "$TB" linksocks server -P 70000
 check "an unknown command exits 2" rc_is 2 "$TB" linksocks serve
-check "server -k (API) is refused with exit 2" rc_is 2 "$TB" linksocks server -k key
-check "the refusal says what is missing" grep -q 'not implemented yet' "$WORK/rc.out"
+check "server -k (HTTP API, 73_linksocks_api.sh) is accepted" rc_is 0 "$TB" linksocks server -k key -t T --print-config
+check "server -k: the config has api_key and no CLI token" eval 'grep -q "api_key = \"key\"" "$WORK/rc.out" && ! grep -q "tokens" "$WORK/rc.out"'
 check "v1.8 P2P flags are accepted" rc_is 0 "$TB" linksocks client --direct-mode relay-only \
 	--stun-server 1.2.3.4:3478 --direct-upnp -i -E --print-config
 

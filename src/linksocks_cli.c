@@ -37,7 +37,7 @@
 #define LS_REF_VERSION "v1.7.15" /* the reference version we are compatible with */
 #define THREADS_MAX 64		 /* linksocks_client.c's limit */
 #define RANDOM_TOKEN_BYTES 8	 /* §6: generated tokens are 16 hex chars */
-#define NO_PROXY "upstream proxies are not implemented yet"
+#define NO_PROXY "expected socks5://[user:pass@]host[:port] or http://[user:pass@]host[:port]"
 
 /* The commands a flag belongs to (a mask). */
 enum role {
@@ -425,6 +425,29 @@ static void put_direct_router(FILE *t)
 	      t);
 }
 
+/* -x/--upstream-proxy: the proto of a [[connector]] for the URL, or NULL. */
+static const char *upstream_proto(const char *url)
+{
+	if (strncasecmp(url, "socks5://", 9) == 0 || strncasecmp(url, "socks5h://", 10) == 0)
+		return "socks5";
+	if (strncasecmp(url, "http://", 7) == 0)
+		return "http";
+	return NULL;
+}
+
+/* The dialing side's router: through the upstream proxy when -x applies. */
+static void put_egress_router(const struct cli *c, FILE *t, bool dials)
+{
+	if (!dials || !c->upstream || !*c->upstream) {
+		put_direct_router(t);
+		return;
+	}
+	fputs("\n[[connector]]\nname = \"upstream\"\n", t);
+	put_str(t, "proto", upstream_proto(c->upstream));
+	put_str(t, "url", c->upstream);
+	fputs("\n[[router]]\nname = \"main\"\ndefault = \"upstream\"\n", t);
+}
+
 /* "ip:port" for a listener; Go listens everywhere on an empty host. */
 static int endpoint(const struct cli *c, const char *flag, const char *host, long port, char *buf, size_t len)
 {
@@ -474,7 +497,9 @@ static int server_text(struct cli *c, FILE *t)
 	uint8_t r[RANDOM_TOKEN_BYTES];
 	int rc;
 
-	if ((rc = unsupported(c, given(c->upstream), !c->reverse, "-x/--upstream-proxy", NO_PROXY)) ||
+	if ((rc = unsupported(c, given(c->upstream) && !upstream_proto(c->upstream), !c->reverse,
+			      "-x/--upstream-proxy", NO_PROXY)) ||
+	    (rc = unsupported(c, given(c->upstream) && c->reverse, false, "-x/--upstream-proxy", NO_PROXY)) ||
 	    (rc = endpoint(c, "-H/--ws-host", c->ws_host, c->ws_port, ep, sizeof(ep))) ||
 	    (rc = endpoint(c, "-s/--socks-host", c->socks_host, c->socks_port, socks, sizeof(socks))))
 		return rc;
@@ -491,7 +516,7 @@ static int server_text(struct cli *c, FILE *t)
 		put_str(t, "api_key", c->api_key);
 		if (given(c->socks_host))
 			put_str(t, "api_socks_host", c->socks_host);
-		put_direct_router(t);
+		put_egress_router(c, t, true); /* API forward tokens dial */
 		return 0;
 	}
 	if (!given(c->token)) {
@@ -539,7 +564,7 @@ static int server_text(struct cli *c, FILE *t)
 			put_str(t, "reverse", c->token);
 		}
 	}
-	put_direct_router(t);
+	put_egress_router(c, t, !c->reverse);
 	return 0;
 }
 
@@ -574,7 +599,9 @@ static int client_text(struct cli *c, FILE *t)
 	char socks[TB_ADDR_STRLEN];
 	int rc;
 
-	if ((rc = unsupported(c, given(c->upstream), c->reverse, "-x/--upstream-proxy", NO_PROXY)))
+	if ((rc = unsupported(c, given(c->upstream) && !upstream_proto(c->upstream), c->reverse,
+			      "-x/--upstream-proxy", NO_PROXY)) ||
+	    (rc = unsupported(c, given(c->upstream) && !c->reverse, false, "-x/--upstream-proxy", NO_PROXY)))
 		return rc;
 	fprintf(t, "# linksocks %s, from the command line\n", c->cmd);
 	if (c->reverse) {
@@ -583,7 +610,7 @@ static int client_text(struct cli *c, FILE *t)
 		put_client_keys(c, t);
 		if (given(c->conn_token))
 			put_str(t, "connector_token", c->conn_token);
-		put_direct_router(t);
+		put_egress_router(c, t, true);
 		return 0;
 	}
 	if ((rc = endpoint(c, "-s/--socks-host", c->socks_host, c->socks_port, socks, sizeof(socks))))

@@ -23,6 +23,7 @@ static const char *const tb_errstr[] = {
 	[-TB_ECANCELED] = "canceled",
 	[-TB_EIO] = "I/O error",
 	[-TB_ENOBUFS] = "queue full",
+	[-TB_EADDRINUSE] = "address already in use",
 };
 
 const char *tb_strerror(int err)
@@ -91,6 +92,8 @@ int tb_err_from_errno(int e)
 		return TB_ECANCELED;
 	case ENOBUFS:
 		return TB_ENOBUFS;
+	case EADDRINUSE:
+		return TB_EADDRINUSE;
 	default:
 		return TB_EIO;
 	}

@@ -33,6 +33,8 @@ enum {
 	TB_ECANCELED = -16,   /* operation canceled by its owner */
 	TB_EIO = -17,         /* other I/O error */
 	TB_ENOBUFS = -18,     /* a queue is full: the caller must pause its source */
+	TB_EADDRINUSE = -19,  /* a listener's address is taken */
+	TB_ELAST = TB_EADDRINUSE,
 };
 
 const char *tb_strerror(int err);

@@ -123,7 +123,7 @@ static void test_strerror(void **state)
 	(void)state;
 	assert_string_equal(tb_strerror(TB_OK), "success");
 	/* Every code has its own message, none is the fallback. */
-	for (e = TB_ENOMEM; e >= TB_ENOBUFS; e--) {
+	for (e = TB_ENOMEM; e >= TB_ELAST; e--) {
 		const char *s = tb_strerror(e);
 
 		assert_non_null(s);
@@ -133,8 +133,8 @@ static void test_strerror(void **state)
 			assert_string_not_equal(s, seen[i]);
 		seen[n++] = s;
 	}
-	assert_int_equal(n, 18);
-	assert_string_equal(tb_strerror(TB_ENOBUFS - 1), "unknown error");
+	assert_int_equal(n, 19);
+	assert_string_equal(tb_strerror(TB_ELAST - 1), "unknown error");
 	assert_string_equal(tb_strerror(1), "unknown error");
 	assert_string_equal(tb_strerror(-1000), "unknown error");
 	assert_string_equal(tb_strerror(-2147483647 - 1), "unknown error");
@@ -145,6 +145,7 @@ static void test_err_from_errno(void **state)
 	(void)state;
 	assert_int_equal(tb_err_from_errno(0), TB_OK);
 	assert_int_equal(tb_err_from_errno(ENOMEM), TB_ENOMEM);
+	assert_int_equal(tb_err_from_errno(EADDRINUSE), TB_EADDRINUSE);
 	assert_int_equal(tb_err_from_errno(EINVAL), TB_EINVAL);
 	assert_int_equal(tb_err_from_errno(EAGAIN), TB_EAGAIN);
 	assert_int_equal(tb_err_from_errno(EWOULDBLOCK), TB_EAGAIN);

@@ -23,10 +23,14 @@
  * option: it would be RAM spent on every router for nothing. */
 #define SITES (ENABLE_LOG_RATELIMIT ? 32 : 1)
 #define REPEAT_MS 1000
+/* Lines one site may print per second before repeats are counted: a flood
+ * is cut, distinct events (one per flow) in a normal second are not. */
+#define BURST 10
 
 struct log_site {
 	const char *site;
-	uint64_t last_ms;    /* when this site last printed */
+	uint64_t last_ms;    /* when this site's second began */
+	unsigned count;      /* lines printed in that second */
 	unsigned suppressed; /* messages dropped since then */
 	int level;
 };
@@ -106,6 +110,10 @@ static bool site_allows(int level, const char *site, unsigned *suppressed)
 
 	*suppressed = 0;
 	if (same && now - e->last_ms < REPEAT_MS) {
+		if (e->count < BURST) {
+			e->count++;
+			return true;
+		}
 		e->suppressed++;
 		return false;
 	}
@@ -121,6 +129,7 @@ static bool site_allows(int level, const char *site, unsigned *suppressed)
 	e->site = site;
 	e->level = level;
 	e->last_ms = now;
+	e->count = 1;
 	e->suppressed = 0;
 	return true;
 }

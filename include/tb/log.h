@@ -1,9 +1,10 @@
 /* log.h: levelled logging to stderr or syslog, with repeat suppression.
  *
- * The logger is process state (like the loop, set up once by main). A message
- * repeated from the same call site within one second is counted instead of
- * printed, and the count is reported when the site next logs, so a flood of
- * bad packets cannot fill a router's flash-backed log. */
+ * The logger is process state (like the loop, set up once by main). One call
+ * site prints at most 10 lines a second; more are counted instead of printed
+ * and the count is reported when the site next logs, so a flood of bad
+ * packets cannot fill a router's flash-backed log. A NULL site (tb_log_msg
+ * called directly) is never suppressed. */
 #ifndef TB_LOG_H
 #define TB_LOG_H
 

@@ -610,24 +610,13 @@ static int close_quote(struct parser *p, struct sbuf *b, int q, bool ml)
 	return sb_put(p, b, qq, n) < 0 ? -1 : 1;
 }
 
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static int unicode_escape(struct parser *p, struct sbuf *b, int ndig, struct pos at)
 {
 	uint32_t cp = 0;
 	int i;
 
 	for (i = 0; i < ndig; i++) {
-		int h = hexval(peek_at(p, 2 + (size_t)i));
+		int h = tb_hexval(peek_at(p, 2 + (size_t)i));
 
 		if (h < 0)
 			return fail_at(p, at, "\\%c escape needs %d hex digits", ndig == 4 ? 'u' : 'U', ndig);
@@ -854,7 +843,7 @@ static int bool_value(struct parser *p, struct node *v)
 
 static int digit_val(int c, int base)
 {
-	int d = hexval(c);
+	int d = tb_hexval(c);
 
 	return d >= 0 && d < base ? d : -1;
 }

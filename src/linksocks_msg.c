@@ -24,17 +24,6 @@
 
 static const char hex_lower[] = "0123456789abcdef";
 
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Length of the valid UTF-8 sequence at p (1..4), 0 when invalid: no
  * overlongs, no surrogates, nothing above U+10FFFF (as Go's utf8). */
 static size_t utf8_seq(const uint8_t *p, size_t n)
@@ -613,7 +602,7 @@ int tb_ls_uuid_parse(const char *s, size_t n, uint8_t id[TB_LS_UUID_LEN])
 	if (n != 36)
 		return TB_EINVAL;
 	for (i = 0; i < 36; i++) {
-		int v = hexval(s[i]);
+		int v = tb_hexval(s[i]);
 
 		if (uuid_dash(i) ? s[i] != '-' : v < 0)
 			return TB_EINVAL;
@@ -666,9 +655,9 @@ static size_t q_unescape(const char *s, size_t n, char *out, size_t cap)
 		char c = s[i];
 
 		if (c == '%') {
-			if (i + 2 >= n || hexval(s[i + 1]) < 0 || hexval(s[i + 2]) < 0)
+			if (i + 2 >= n || tb_hexval(s[i + 1]) < 0 || tb_hexval(s[i + 2]) < 0)
 				return Q_BAD;
-			c = (char)(hexval(s[i + 1]) << 4 | hexval(s[i + 2]));
+			c = (char)(tb_hexval(s[i + 1]) << 4 | tb_hexval(s[i + 2]));
 			i += 2;
 		} else if (c == '+') {
 			c = ' ';
@@ -1334,9 +1323,9 @@ static int jp_hex4(jp_t *j, uint32_t *v)
 	if (j->end - j->p < 4)
 		return TB_EPROTO;
 	for (*v = 0, i = 0; i < 4; i++) {
-		if (hexval(j->p[i]) < 0)
+		if (tb_hexval(j->p[i]) < 0)
 			return TB_EPROTO;
-		*v = *v << 4 | (uint32_t)hexval(j->p[i]);
+		*v = *v << 4 | (uint32_t)tb_hexval(j->p[i]);
 	}
 	j->p += 4;
 	return 0;

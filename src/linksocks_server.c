@@ -1367,17 +1367,6 @@ static void api_delete(ls_sess_t *ss, const char *tok)
 	api_ok(ss, tok, false, 0);
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* The path's token, percent-decoded; -1 when it does not fit or is bad. */
 static int path_token(const char *p, size_t n, char *out, size_t cap)
 {
@@ -1387,7 +1376,7 @@ static int path_token(const char *p, size_t n, char *out, size_t cap)
 		char c = p[i];
 		if (c == '%') {
 			int hi, lo;
-			if (i + 2 >= n || (hi = hexval(p[i + 1])) < 0 || (lo = hexval(p[i + 2])) < 0)
+			if (i + 2 >= n || (hi = tb_hexval(p[i + 1])) < 0 || (lo = tb_hexval(p[i + 2])) < 0)
 				return -1;
 			c = (char)(hi << 4 | lo);
 			i += 2;

@@ -517,17 +517,6 @@ static const tb_connector_ops_t http_ops = {
 
 /* ---- configuration ---- */
 
-static int hexval(char ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
-
 /* %-decodes p[0..n) into a fresh string; NULL on a bad escape or no memory. */
 static char *pct_dup(const char *p, size_t n)
 {
@@ -540,7 +529,7 @@ static char *pct_dup(const char *p, size_t n)
 			*o++ = p[i];
 			continue;
 		}
-		int hi = i + 2 < n ? hexval(p[i + 1]) : -1, lo = i + 2 < n ? hexval(p[i + 2]) : -1;
+		int hi = i + 2 < n ? tb_hexval(p[i + 1]) : -1, lo = i + 2 < n ? tb_hexval(p[i + 2]) : -1;
 		if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
 			free(s);
 			return NULL;

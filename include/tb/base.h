@@ -114,6 +114,18 @@ static inline void tb_put_le64(uint8_t *p, uint64_t v)
 	tb_put_le32(p + 4, (uint32_t)(v >> 32));
 }
 
+/* A hex digit's value (either case), -1 for anything else. */
+static inline int tb_hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 /* Constant-time equality: the time taken depends only on the lengths,
  * never on where the first difference is. Use it for every secret. */
 bool tb_ct_equal(const void *a, size_t alen, const void *b, size_t blen);

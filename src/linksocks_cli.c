@@ -177,7 +177,7 @@ static void server_help(void)
 	     "                             [LINKSOCKS_CONNECTOR_TOKEN]\n"
 	     "  -a, --connector-autonomy   providers manage connector tokens (no SOCKS5 port)\n"
 	     "  -k, --api-key KEY          enable the HTTP API (/api/*); CLI tokens are then ignored\n"
-	     "  -x, --upstream-proxy URL   not implemented yet (exit 2)\n"
+	     "  -x, --upstream-proxy URL   socks5:// or http:// proxy for the dials [LINKSOCKS_UPSTREAM_PROXY]\n"
 	     "  -b, -i, --connector-wait-provider, --direct-*: accepted, no effect\n"
 	     "      --print-config         print the equivalent tunnelbox configuration and exit");
 }
@@ -199,7 +199,7 @@ static void client_help(const char *cmd)
 	       "      --retry-auth           keep retrying a refused token [LINKSOCKS_RETRY_AUTH]\n"
 	       "  -d, --debug                debug logs\n"
 	       "  -c, --connector-token TOK  with -r: register this connector token (autonomy)\n"
-	       "  -x, --upstream-proxy URL   with -r: not implemented yet (exit 2)\n"
+	       "  -x, --upstream-proxy URL   with -r: socks5:// or http:// proxy for the dials\n"
 	       "  -i, -E, --direct-mode relay-only|auto, --direct-*, --stun-server: accepted, no effect\n"
 	       "      --print-config         print the equivalent tunnelbox configuration and exit\n",
 	       strcmp(cmd, "provider") == 0 ? " as a provider (client -r)" : "", cmd, THREADS_MAX);

@@ -5,32 +5,10 @@
 # proxy sends right after its reply, and linksocks -x on the dialing side.
 . "$(dirname "$0")/lib/common.sh"
 
-ROOT=$(cd "$HERE/../../.." && pwd)
-OUT=${O:-build}
-case $OUT in /*) ;; *) OUT=$ROOT/$OUT ;; esac
-case $TB in /*) ;; *) TB=$ROOT/$TB ;; esac
-if ! grep -q '^CONFIG_CONN_UPSTREAM=y' "$OUT/.config" 2>/dev/null; then
-	echo "# CONFIG_CONN_UPSTREAM is not set in $OUT/.config"
-	exit 77
-fi
+need_config CONN_UPSTREAM
 
-mkdir -p "$WORK/www"
-head -c 2000000 /dev/urandom >"$WORK/www/blob"
-want=$(sha "$WORK/www/blob")
-start_http_server "$WORK/www" || { notok "http server starts"; finish; }
-URL="http://localhost:$HTTP_PORT/blob"
+serve_blob 2000000
 
-start() { # start LOG CMD...: runs CMD in the background, sets LAST_PID
-	local log=$1
-	shift
-	"$@" >"$WORK/$log" 2>&1 &
-	LAST_PID=$!
-	PIDS+=("$LAST_PID")
-}
-fetch() { # fetch SOCKS_PORT OUT
-	curl -sS --max-time 20 -o "$2" --socks5-hostname "127.0.0.1:$1" "$URL" && [ "$(sha "$2")" = "$want" ]
-}
-show() { for f in "$@"; do sed "s/^/# $f: /" "$WORK/$f"; done; }
 # via_config FILE PORT PROTO CONNECTOR-LINES...: a socks5 listener on PORT
 # routed to an upstream connector "up" of PROTO.
 via_config() {
@@ -76,20 +54,20 @@ for p in "$P1" "$P2" "$P3" "$P4" "$P5" "$P6" "$P7"; do
 	wait_port "$p" 10 || { notok "gateway A on $p listens"; show a1.log a4.log; finish; }
 done
 
-check "socks5 upstream: curl --socks5-hostname through A -> B gets the file intact" fetch "$P1" "$WORK/o1"
+check "socks5 upstream: curl --socks5-hostname through A -> B gets the file intact" fetch_via "$P1" "$WORK/o1"
 if grep -q "localhost:$HTTP_PORT\|127.0.0.1:$HTTP_PORT" "$WORK/b.log"; then
 	ok "B (-v) logged the flow to the origin"
 else
 	notok "B (-v) logged the flow to the origin"
 	show b.log
 fi
-check "socks5 upstream with the right user/pass (url form)" fetch "$P2" "$WORK/o2"
+check "socks5 upstream with the right user/pass (url form)" fetch_via "$P2" "$WORK/o2"
 check "socks5 upstream with a wrong password: REP 2 at A (TB_EDENIED)" \
 	$PY "$HERE/sockstool.py" connect --proxy "$P3" --port "$HTTP_PORT" --expect 2
 check "socks5 upstream with a wrong password: curl fails" \
 	bash -c "! curl -sS --max-time 5 -o /dev/null --socks5-hostname '127.0.0.1:$P3' '$URL' 2>/dev/null"
-check "http upstream (CONNECT) through a tunnelbox http listener" fetch "$P4" "$WORK/o4"
-check "http upstream with Proxy-Authorization Basic (%-encoded password)" fetch "$P5" "$WORK/o5"
+check "http upstream (CONNECT) through a tunnelbox http listener" fetch_via "$P4" "$WORK/o4"
+check "http upstream with Proxy-Authorization Basic (%-encoded password)" fetch_via "$P5" "$WORK/o5"
 check "http upstream with a wrong password: 407 -> REP 2 at A" \
 	$PY "$HERE/sockstool.py" connect --proxy "$P7" --port "$HTTP_PORT" --expect 2
 closed=$(free_port)
@@ -164,14 +142,14 @@ for kind in socks5 http; do
 done
 
 # ---- linksocks -x on the side that dials ----
-if grep -q '^CONFIG_LINKSOCKS=y' "$OUT/.config" 2>/dev/null; then
+if has_config LINKSOCKS; then
 	WP=$(free_port) SP=$(free_port)
 	# B's log is rate-limited per call site (one line a second): let it pass.
 	sleep 1.1
 	before=$(grep -c "$HTTP_PORT" "$WORK/b.log")
 	start ls.log "$TB" linksocks server -d -t T -P "$WP" -H 127.0.0.1 -x "socks5://127.0.0.1:$PB"
 	start lc.log "$TB" linksocks client -t T -u "ws://127.0.0.1:$WP" -p "$SP"
-	if wait_port "$WP" 10 && wait_port "$SP" 10 && fetch "$SP" "$WORK/o8"; then
+	if wait_port "$WP" 10 && wait_port "$SP" 10 && fetch_via "$SP" "$WORK/o8"; then
 		ok "linksocks server -x socks5://B: curl through the client gets the file intact"
 	else
 		notok "linksocks server -x socks5://B: curl through the client gets the file intact"

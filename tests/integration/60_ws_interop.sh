@@ -6,13 +6,7 @@
 # the right close code.
 . "$(dirname "$0")/lib/common.sh"
 
-ROOT=$(cd "$HERE/../../.." && pwd)
-OUT=${O:-build}
-case $OUT in /*) ;; *) OUT=$ROOT/$OUT ;; esac
-if ! grep -q '^CONFIG_WS=y' "$OUT/.config" 2>/dev/null; then
-	echo "# CONFIG_WS is not set in $OUT/.config"
-	exit 77
-fi
+need_config WS
 if ! $PY -c 'import websockets' 2>/dev/null; then
 	echo "# python3-websockets (Debian package) is missing"
 	exit 77

@@ -4,13 +4,7 @@
 # server. Certificates are made here with openssl (test-only, in $WORK).
 . "$(dirname "$0")/lib/common.sh"
 
-ROOT=$(cd "$HERE/../../.." && pwd)
-OUT=${O:-build}
-case $OUT in /*) ;; *) OUT=$ROOT/$OUT ;; esac
-if ! grep -q '^CONFIG_TLS=y' "$OUT/.config" 2>/dev/null; then
-	echo "# CONFIG_TLS is not set in $OUT/.config"
-	exit 77
-fi
+need_config TLS
 if ! command -v openssl >/dev/null; then
 	echo "# openssl (Debian package openssl) is missing"
 	exit 77

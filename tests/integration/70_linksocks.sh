@@ -8,13 +8,7 @@
 # server and as a server of our client and provider.
 . "$(dirname "$0")/lib/common.sh"
 
-ROOT=$(cd "$HERE/../../.." && pwd)
-OUT=${O:-build}
-case $OUT in /*) ;; *) OUT=$ROOT/$OUT ;; esac
-if ! grep -q '^CONFIG_LINKSOCKS=y' "$OUT/.config" 2>/dev/null; then
-	echo "# CONFIG_LINKSOCKS is not set in $OUT/.config"
-	exit 77
-fi
+need_config LINKSOCKS
 HAVE_TLS=0
 grep -q '^CONFIG_TLS=y' "$OUT/.config" && command -v openssl >/dev/null && HAVE_TLS=1
 SAN=0

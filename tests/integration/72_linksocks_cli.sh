@@ -4,30 +4,12 @@
 # variables, help, usage errors, and a refused token.
 . "$(dirname "$0")/lib/common.sh"
 
-ROOT=$(cd "$HERE/../../.." && pwd)
-OUT=${O:-build}
-case $OUT in /*) ;; *) OUT=$ROOT/$OUT ;; esac
-case $TB in /*) ;; *) TB=$ROOT/$TB ;; esac
-if ! grep -q '^CONFIG_LINKSOCKS=y' "$OUT/.config" 2>/dev/null; then
-	echo "# CONFIG_LINKSOCKS is not set in $OUT/.config"
-	exit 77
-fi
+need_config LINKSOCKS
 LS=$WORK/linksocks
 ln -s "$TB" "$LS"
 
-mkdir -p "$WORK/www"
-head -c 2000000 /dev/urandom >"$WORK/www/blob"
-want=$(sha "$WORK/www/blob")
-start_http_server "$WORK/www" || { notok "http server starts"; finish; }
-URL="http://localhost:$HTTP_PORT/blob"
+serve_blob 2000000
 
-start() { # start LOG CMD...: runs CMD in the background, sets LAST_PID
-	local log=$1
-	shift
-	"$@" >"$WORK/$log" 2>&1 &
-	LAST_PID=$!
-	PIDS+=("$LAST_PID")
-}
 alive() { [ -e "/proc/$1" ] && [ "$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null)" != Z ]; }
 stop() { # stop PID: SIGTERM; STOP_RC gets its exit code (124 if it hangs)
 	local pid=$1 i
@@ -42,12 +24,6 @@ stop() { # stop PID: SIGTERM; STOP_RC gets its exit code (124 if it hangs)
 		sleep 0.05
 	done
 }
-fetch() { # fetch SOCKS_PORT OUT
-	curl -sS --max-time 20 -o "$2" --socks5-hostname "127.0.0.1:$1" "$URL" && [ "$(sha "$2")" = "$want" ]
-}
-show() { # show LOG...: the logs of a failed step
-	for f in "$@"; do sed "s/^/# $f: /" "$WORK/$f"; done
-}
 
 # ---- forward: a token that needs TOML escaping on both ends ----
 TOK='fw"d\tok'
@@ -56,7 +32,7 @@ start fs.log "$TB" linksocks server -t "$TOK" -P "$WP" -H 127.0.0.1
 FS=$LAST_PID
 start fc.log "$TB" linksocks client -t "$TOK" -u "ws://127.0.0.1:$WP" -p "$SP"
 FC=$LAST_PID
-if wait_port "$WP" 10 && wait_port "$SP" 10 && fetch "$SP" "$WORK/o1"; then
+if wait_port "$WP" 10 && wait_port "$SP" 10 && fetch_via "$SP" "$WORK/o1"; then
 	ok "forward: server + client, curl through the client's SOCKS5 gets the file intact"
 else
 	notok "forward: server + client, curl through the client's SOCKS5 gets the file intact"
@@ -71,7 +47,7 @@ check "forward: SIGTERM stops the server with exit code 0 (got $STOP_RC)" [ "$ST
 WP=$(free_port) RP=$(free_port)
 start rs.log "$TB" linksocks server -r -t R -p "$RP" -P "$WP" -H 127.0.0.1
 start rp.log "$TB" linksocks provider -t R -u "ws://127.0.0.1:$WP"
-if wait_port "$WP" 10 && wait_port "$RP" 10 && fetch "$RP" "$WORK/o2"; then
+if wait_port "$WP" 10 && wait_port "$RP" 10 && fetch_via "$RP" "$WORK/o2"; then
 	ok "reverse: server -r + provider, curl through the server's SOCKS5 gets the file intact"
 else
 	notok "reverse: server -r + provider, curl through the server's SOCKS5 gets the file intact"
@@ -84,7 +60,7 @@ WP=$(free_port) RP=$(free_port) CP=$(free_port)
 start as.log "$TB" linksocks server -r -t R -c C -p "$RP" -P "$WP" -H 127.0.0.1
 start ap.log "$TB" linksocks provider -t R -u "ws://127.0.0.1:$WP"
 start ac.log "$TB" linksocks connector -t C -u "ws://127.0.0.1:$WP" -p "$CP"
-if wait_port "$WP" 10 && wait_port "$CP" 10 && fetch "$CP" "$WORK/o2a"; then
+if wait_port "$WP" 10 && wait_port "$CP" 10 && fetch_via "$CP" "$WORK/o2a"; then
 	ok "agent: connector -> server -> provider, curl through the connector's SOCKS5 gets the file intact"
 else
 	notok "agent: connector -> server -> provider, curl through the connector's SOCKS5 gets the file intact"
@@ -99,7 +75,7 @@ start up.log "$TB" linksocks provider -t P -c MYC -u "ws://127.0.0.1:$WP"
 UP=$LAST_PID
 for i in $(seq 50); do grep -q 'MYC registered' "$WORK/up.log" 2>/dev/null && break; sleep 0.1; done
 start uc.log "$TB" linksocks connector -t MYC -u "ws://127.0.0.1:$WP" -p "$CP"
-if wait_port "$CP" 10 && fetch "$CP" "$WORK/o2u"; then
+if wait_port "$CP" 10 && fetch_via "$CP" "$WORK/o2u"; then
 	ok "autonomy: provider -c registers MYC; a connector with MYC gets the file intact"
 else
 	notok "autonomy: provider -c registers MYC; a connector with MYC gets the file intact"
@@ -109,7 +85,7 @@ fi
 kill -9 "$UP" 2>/dev/null
 start up2.log "$TB" linksocks provider -t P -c MYC -u "ws://127.0.0.1:$WP"
 for i in $(seq 80); do grep -q 'MYC registered' "$WORK/up2.log" 2>/dev/null && break; sleep 0.1; done
-if fetch "$CP" "$WORK/o2v"; then
+if fetch_via "$CP" "$WORK/o2v"; then
 	ok "autonomy: a restarted provider re-registers MYC and the connector works again"
 else
 	notok "autonomy: a restarted provider re-registers MYC and the connector works again"
@@ -137,7 +113,7 @@ start es.log env LINKSOCKS_MODE=server LINKSOCKS_TOKEN=E LINKSOCKS_WEBSOCKET_HOS
 	LINKSOCKS_WEBSOCKET_PORT="$WP" "$TB" linksocks -d
 start ec.log env LINKSOCKS_MODE=' Forward ' LINKSOCKS_TOKEN=E LINKSOCKS_URL="ws://127.0.0.1:$WP" \
 	LINKSOCKS_SOCKS_PORT="$SP" "$LS"
-if wait_port "$WP" 10 && wait_port "$SP" 10 && fetch "$SP" "$WORK/o4"; then
+if wait_port "$WP" 10 && wait_port "$SP" 10 && fetch_via "$SP" "$WORK/o4"; then
 	ok "env: LINKSOCKS_MODE, LINKSOCKS_TOKEN, _URL, _WEBSOCKET_HOST/_PORT, _SOCKS_PORT work"
 else
 	notok "env: LINKSOCKS_MODE, LINKSOCKS_TOKEN, _URL, _WEBSOCKET_HOST/_PORT, _SOCKS_PORT work"

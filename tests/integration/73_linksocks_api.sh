@@ -4,32 +4,10 @@
 # port), the status list, deletion closing a token's clients, 405 and 400.
 . "$(dirname "$0")/lib/common.sh"
 
-ROOT=$(cd "$HERE/../../.." && pwd)
-OUT=${O:-build}
-case $OUT in /*) ;; *) OUT=$ROOT/$OUT ;; esac
-case $TB in /*) ;; *) TB=$ROOT/$TB ;; esac
-if ! grep -q '^CONFIG_LINKSOCKS=y' "$OUT/.config" 2>/dev/null; then
-	echo "# CONFIG_LINKSOCKS is not set in $OUT/.config"
-	exit 77
-fi
+need_config LINKSOCKS
 
-mkdir -p "$WORK/www"
-head -c 500000 /dev/urandom >"$WORK/www/blob"
-want=$(sha "$WORK/www/blob")
-start_http_server "$WORK/www" || { notok "http server starts"; finish; }
-URL="http://localhost:$HTTP_PORT/blob"
+serve_blob 500000
 
-start() { # start LOG CMD...: runs CMD in the background, sets LAST_PID
-	local log=$1
-	shift
-	"$@" >"$WORK/$log" 2>&1 &
-	LAST_PID=$!
-	PIDS+=("$LAST_PID")
-}
-fetch() { # fetch SOCKS_PORT OUT
-	curl -sS --max-time 20 -o "$2" --socks5-hostname "127.0.0.1:$1" "$URL" && [ "$(sha "$2")" = "$want" ]
-}
-show() { for f in "$@"; do sed "s/^/# $f: /" "$WORK/$f"; done; }
 api() { # api METHOD PATH [BODY]: prints "STATUS BODY"; uses the key
 	local m=$1 p=$2
 	shift 2
@@ -63,7 +41,7 @@ check "the same token again: 200 token already exists (got $r)" \
 SP=$(free_port)
 start fc.log "$TB" linksocks client -t fwd1 -u "ws://127.0.0.1:$WP" -p "$SP" --no-reconnect
 FC=$LAST_PID
-if wait_port "$SP" 10 && fetch "$SP" "$WORK/o1"; then
+if wait_port "$SP" 10 && fetch_via "$SP" "$WORK/o1"; then
 	ok "a forward client with the API token fetches through its SOCKS5"
 else
 	notok "a forward client with the API token fetches through its SOCKS5"
@@ -75,7 +53,7 @@ r=$(api POST /api/token "{\"type\":\"reverse\",\"token\":\"rev1\",\"port\":$RP}"
 check "POST a reverse token with a port (got $r)" [ "$r" = "200 {\"success\":true,\"token\":\"rev1\",\"port\":$RP}" ]
 check "its SOCKS5 port listens at once" wait_port "$RP" 5
 start rp.log "$TB" linksocks provider -t rev1 -u "ws://127.0.0.1:$WP"
-if fetch "$RP" "$WORK/o2"; then
+if fetch_via "$RP" "$WORK/o2"; then
 	ok "a provider joins; curl through the reverse token's port gets the file"
 else
 	notok "a provider joins; curl through the reverse token's port gets the file"
@@ -100,7 +78,7 @@ r=$(api DELETE /api/token/fwd1)
 check "DELETE the forward token (got $r)" [ "$r" = '200 {"success":true,"token":"fwd1"}' ]
 for i in $(seq 50); do grep -qi 'closed\|disconnect\|lost\|refused\|stopp' "$WORK/fc.log" && break; sleep 0.1; done
 check "its client is disconnected (client log)" grep -qi 'closed\|disconnect\|lost\|refused\|stopp' "$WORK/fc.log"
-if fetch "$SP" "$WORK/o3" 2>/dev/null; then
+if fetch_via "$SP" "$WORK/o3" 2>/dev/null; then
 	notok "a new fetch through the removed token's client fails"
 else
 	ok "a new fetch through the removed token's client fails"

@@ -92,3 +92,39 @@ EOC
 
 fd_count() { ls /proc/"$1"/fd 2>/dev/null | wc -l; }
 sha() { sha256sum "$1" | cut -d' ' -f1; }
+
+# Absolute paths, so scripts may cd and symlink freely.
+ROOT=$(cd "$HERE/../../.." && pwd)
+OUT=${O:-build}
+case $OUT in /*) ;; *) OUT=$ROOT/$OUT ;; esac
+case $TB in /*) ;; *) TB=$ROOT/$TB ;; esac
+
+has_config() { grep -q "^CONFIG_$1=y" "$OUT/.config" 2>/dev/null; }
+need_config() { # need_config SYMBOL: skipped (exit 77) unless it is built in
+	has_config "$1" && return 0
+	echo "# CONFIG_$1 is not set in $OUT/.config"
+	exit 77
+}
+
+start() { # start LOG CMD...: runs CMD in the background, sets LAST_PID
+	local log=$1
+	shift
+	"$@" >"$WORK/$log" 2>&1 &
+	LAST_PID=$!
+	PIDS+=("$LAST_PID")
+}
+show() { # show LOG...: the logs of a failed step, as comments
+	for f in "$@"; do sed "s/^/# $f: /" "$WORK/$f"; done
+}
+
+# serve_blob BYTES: a random file behind a local HTTP server; sets URL and want.
+serve_blob() {
+	mkdir -p "$WORK/www"
+	head -c "$1" /dev/urandom >"$WORK/www/blob"
+	want=$(sha "$WORK/www/blob")
+	start_http_server "$WORK/www" || { notok "http server starts"; finish; }
+	URL="http://localhost:$HTTP_PORT/blob"
+}
+fetch_via() { # fetch_via SOCKS_PORT OUT: URL through a SOCKS5 port, intact
+	curl -sS --max-time 20 -o "$2" --socks5-hostname "127.0.0.1:$1" "$URL" && [ "$(sha "$2")" = "$want" ]
+}

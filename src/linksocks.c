@@ -391,36 +391,42 @@ static void chan_timer_cb(tb_loop_t *loop, void *arg)
 
 /* ---- the UDP channel as a datagram association ---- */
 
-static int chan_dgram_send(tb_dgram_t *d, const tb_target_t *to, const void *data, size_t len)
+/* One datagram as UDP Data (§3.4): both address pairs always present, one
+ * of them empty: `from` (a reply's source, egress -> opener) or `to` (the
+ * destination, opener -> egress). */
+static int send_udp(tb_ls_chan_t *c, const tb_target_t *from, const tb_target_t *to, const void *data, size_t len)
 {
-	tb_ls_chan_t *c = tb_container_of(d, tb_ls_chan_t, d);
-	uint8_t hdr[TB_LS_DATA_HDR_LEN], trailer[2 * (TB_HOST_MAX + 4)];
+	const tb_target_t *t = from ? from : to;
+	uint8_t hdr[TB_LS_DATA_HDR_LEN], *msg;
 	char host[TB_HOST_MAX + 1];
-	tb_ls_hostport_t target;
-	uint8_t *msg;
-	int tn, rc;
+	tb_ls_hostport_t hp;
+	size_t tn;
+	int rc;
 
 	if (!c->mux || c->state == CH_DONE)
 		return TB_EPIPE;
 	if (len > UDP_MAX_PAYLOAD)
 		return TB_ERANGE;
-	/* §3.4: opener -> egress, pair 1 empty, pair 2 the destination. */
-	target.host.len = tb_ls_target_text(to, host, sizeof(host));
-	target.host.p = host;
-	target.port = to->port;
-	tn = tb_ls_udp_trailer(trailer, sizeof(trailer), NULL, &target);
-	if (tn < 0)
-		return tn;
-	tb_ls_data_header(hdr, TB_LS_PROTO_UDP, c->id, TB_LS_COMP_NONE, len);
+	hp.host.len = tb_ls_target_text(t, host, sizeof(host));
+	hp.host.p = host;
+	hp.port = t->port;
+	tn = tb_ls_udp_trailer_size(from ? &hp : NULL, from ? NULL : &hp);
 	/* The trailer follows the payload: one contiguous body. */
-	msg = malloc(len + (size_t)tn);
-	if (!msg)
+	if (!(msg = malloc(len + tn)))
 		return TB_ENOMEM;
 	memcpy(msg, data, len);
-	memcpy(msg + len, trailer, (size_t)tn);
-	rc = mux_send(c->mux, hdr, sizeof(hdr), msg, len + (size_t)tn);
+	rc = tb_ls_udp_trailer(msg + len, tn, from ? &hp : NULL, from ? NULL : &hp);
+	if (rc >= 0) {
+		tb_ls_data_header(hdr, TB_LS_PROTO_UDP, c->id, TB_LS_COMP_NONE, len);
+		rc = mux_send(c->mux, hdr, sizeof(hdr), msg, len + tn);
+	}
 	free(msg);
 	return rc == TB_ENOBUFS ? 0 : rc;
+}
+
+static int chan_dgram_send(tb_dgram_t *d, const tb_target_t *to, const void *data, size_t len)
+{
+	return send_udp(tb_container_of(d, tb_ls_chan_t, d), NULL, to, data, len);
 }
 
 static void chan_dgram_close(tb_dgram_t *d)
@@ -597,28 +603,7 @@ static void egress_dialed(void *arg, tb_stream_t *s, int err)
 
 static void egress_udp_recv(void *arg, tb_dgram_t *d, const tb_target_t *from, const uint8_t *data, size_t len)
 {
-	tb_ls_chan_t *c = arg;
-	uint8_t hdr[TB_LS_DATA_HDR_LEN], trailer[2 * (TB_HOST_MAX + 4)];
-	char host[TB_HOST_MAX + 1];
-	tb_ls_hostport_t src;
-	uint8_t *msg;
-	int tn;
-
-	if (!c->mux || c->state == CH_DONE || len > UDP_MAX_PAYLOAD)
-		return;
-	/* §3.4: egress -> opener, pair 1 the reply's source, pair 2 empty. */
-	src.host.len = tb_ls_target_text(from, host, sizeof(host));
-	src.host.p = host;
-	src.port = from->port;
-	if ((tn = tb_ls_udp_trailer(trailer, sizeof(trailer), &src, NULL)) < 0)
-		return;
-	if (!(msg = malloc(len + (size_t)tn)))
-		return;
-	memcpy(msg, data, len);
-	memcpy(msg + len, trailer, (size_t)tn);
-	tb_ls_data_header(hdr, TB_LS_PROTO_UDP, c->id, TB_LS_COMP_NONE, len);
-	mux_send(c->mux, hdr, sizeof(hdr), msg, len + (size_t)tn);
-	free(msg);
+	send_udp(arg, from, NULL, data, len); /* best effort, like UDP */
 }
 
 static void on_connect(tb_ls_mux_t *m, const tb_ls_msg_t *msg)

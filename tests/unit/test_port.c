@@ -41,9 +41,9 @@ struct echo {
 
 struct client {
 	tb_stream_t *s;
-	size_t sent, got, enobufs, drains;
+	size_t sent, got, enobufs, drains, drains_after_shut;
 	uint32_t sum_sent, sum_got;
-	bool connected, eof, done;
+	bool connected, shut, eof, done;
 	int err;
 	tb_addr_t local, peer;
 };
@@ -95,12 +95,15 @@ static void client_push(struct client *c)
 		}
 		int rc = tb_stream_write(c->s, buf, n);
 		c->sent += n;
-		if (rc == TB_ENOBUFS) {
+		assert_true(rc == 0 || rc == TB_ENOBUFS);
+		if (rc == TB_ENOBUFS && c->sent < PUSH_TOTAL) {
 			c->enobufs++;
 			return; /* wait for on_drain */
 		}
-		assert_int_equal(rc, 0);
 	}
+	/* ENOBUFS on the last write still took the bytes: the half-close goes
+	 * out after the queue, and one on_drain reports it. */
+	c->shut = true;
 	assert_int_equal(tb_stream_shutdown(c->s), 0);
 }
 
@@ -119,9 +122,12 @@ static void client_drain(void *ctx, tb_stream_t *s)
 {
 	struct client *c = ctx;
 
+	if (c->shut) {
+		c->drains_after_shut++;
+		return;
+	}
 	c->drains++;
-	if (c->sent < PUSH_TOTAL)
-		client_push(c);
+	client_push(c);
 }
 
 static void client_eof(void *ctx, tb_stream_t *s)
@@ -178,6 +184,7 @@ static void test_tcp_echo_backpressure_halfclose(void **state)
 	assert_int_equal(c.sum_got, c.sum_sent);
 	assert_true(c.enobufs > 0);          /* the queue limit was reached */
 	assert_int_equal(c.drains, c.enobufs); /* and every pause was resumed */
+	assert_true(c.drains_after_shut <= 1);
 	assert_true(e.eof);
 	assert_int_equal(c.peer.port, where.port);
 	assert_true(tb_addr_ip_equal(&c.local, &c.peer));

@@ -42,6 +42,8 @@
 
 /* Stack buffer for one mbedtls_ssl_read(): one full record. */
 #define TLS_READ_CHUNK 16384
+/* Plaintext of one full record: writes are coalesced up to this. */
+#define TLS_RECORD_PLAIN 16384
 /* Ciphertext held while paused. The lower stream is paused with us, so only
  * what it had already read lands here; more means it ignored the pause. */
 #define TLS_IN_MAX (256u * 1024u)
@@ -65,12 +67,13 @@ typedef struct tb_tls {
 	tb_stream_t *lower; /* NULL once closed */
 	mbedtls_ssl_context ssl;
 	tb_buf_t in;	  /* ciphertext not yet taken by mbedTLS */
-	tb_buf_t pending; /* plaintext written before the handshake finished */
+	tb_buf_t pending; /* plaintext not yet encrypted (see tls_write) */
 	tb_tls_events_t ev;
 	void *arg;
 	char *name;	  /* the server's name (clients), for logs */
 	tb_addr_t ip;	  /* the server's address when name is an IP literal */
 	tb_defer_t defer; /* resumes decryption; reports errors found in ops */
+	tb_defer_t flush; /* encrypts the coalesced tail at the end of the turn */
 	int err_pending, io_err;
 	uint32_t rec_left; /* ciphertext bytes until the next record header */
 	uint16_t rec_len;
@@ -153,6 +156,7 @@ static void tls_config_unref(tb_tls_config_t *c)
 static void tls_free(tb_tls_t *t)
 {
 	tb_defer_cancel(t->loop, &t->defer);
+	tb_defer_cancel(t->loop, &t->flush);
 	mbedtls_ssl_free(&t->ssl);
 	tb_buf_free(&t->in);
 	tb_buf_free(&t->pending);
@@ -266,16 +270,18 @@ static int tls_send(tb_tls_t *t, const uint8_t *p, size_t len)
 	return 0;
 }
 
-static int tls_send_pending(tb_tls_t *t)
+/* Encrypts queued plaintext in full records; the short tail too when all. */
+static int tls_send_pending(tb_tls_t *t, bool all)
 {
-	const uint8_t *p;
-	size_t len;
+	uint8_t rec[TLS_RECORD_PLAIN];
+	size_t n;
 
-	while ((p = tb_buf_peek(&t->pending, &len)) != NULL) {
-		int rc = tls_send(t, p, len);
+	while ((n = tb_buf_len(&t->pending)) >= (all ? 1u : sizeof(rec))) {
+		n = tb_buf_copyout(&t->pending, 0, rec, sizeof(rec));
+		int rc = tls_send(t, rec, n);
 		if (rc < 0)
 			return rc;
-		tb_buf_consume(&t->pending, len);
+		tb_buf_consume(&t->pending, n);
 	}
 	return 0;
 }
@@ -317,13 +323,29 @@ static int tls_write(tb_stream_t *s, const void *data, size_t len)
 
 	if (t->dead || t->closed || t->err_pending || t->shut_req)
 		return TB_EPIPE;
-	if (!t->hs_done) {
-		if (tb_buf_append(&t->pending, data, len) < 0)
-			return TB_ENOMEM;
-	} else if (len > 0) {
-		int rc = tls_send(t, data, len);
+	/* Small writes (a WebSocket header, then its payload) would each cost
+	 * a record and a send: plaintext waits in pending until a full record
+	 * is there or the turn ends (the flush deferred call), so coalescing
+	 * never holds bytes past the loop's next poll. Before the handshake it
+	 * waits for the handshake. */
+	if (t->hs_done && tb_buf_len(&t->pending) == 0 && len >= TLS_RECORD_PLAIN) {
+		size_t full = len - len % TLS_RECORD_PLAIN;
+		int rc = tls_send(t, data, full);
 		if (rc < 0)
 			return tls_fail_later(t, rc);
+		data = (const uint8_t *)data + full;
+		len -= full;
+	}
+	if (len > 0) {
+		if (tb_buf_append(&t->pending, data, len) < 0)
+			return TB_ENOMEM;
+		if (t->hs_done) {
+			int rc = tls_send_pending(t, false);
+			if (rc < 0)
+				return tls_fail_later(t, rc);
+			if (tb_buf_len(&t->pending) > 0)
+				tb_defer(t->loop, &t->flush);
+		}
 	}
 	if (t->lower_full || tls_queued(s) >= s->hiwat) {
 		t->want_drain = true;
@@ -342,9 +364,12 @@ static int tls_shutdown(tb_stream_t *s)
 		return 0;
 	t->shut_req = true;
 	if (t->hs_done) {
-		int rc = tls_close_notify(t);
+		int rc = tls_send_pending(t, true);
+		if (rc == 0)
+			rc = tls_close_notify(t);
 		if (rc < 0)
 			return tls_fail_later(t, rc);
+		tb_defer_cancel(t->loop, &t->flush);
 	}
 	/* Before the handshake, close_notify waits for it (tls_after_handshake). */
 	if (tls_queued(s) > 0)
@@ -380,7 +405,7 @@ static bool tls_after_handshake(tb_tls_t *t)
 		 alpn ? alpn : "none");
 	/* Queued plaintext goes first, then a requested close_notify, and only
 	 * then can on_handshake add more. */
-	if ((rc = tls_send_pending(t)) < 0 || (t->shut_req && (rc = tls_close_notify(t)) < 0)) {
+	if ((rc = tls_send_pending(t, true)) < 0 || (t->shut_req && (rc = tls_close_notify(t)) < 0)) {
 		tls_fail(t, rc);
 		return false;
 	}
@@ -570,6 +595,21 @@ static void tls_deferred(tb_loop_t *loop, void *arg)
 	tls_leave(t);
 }
 
+static void tls_flush_deferred(tb_loop_t *loop, void *arg)
+{
+	tb_tls_t *t = arg;
+	int rc;
+
+	if (t->dead || t->closed || !t->hs_done)
+		return;
+	t->in_cb++;
+	if ((rc = tls_send_pending(t, true)) < 0)
+		tls_fail(t, rc);
+	else
+		tls_maybe_drain(t);
+	tls_leave(t);
+}
+
 /* ---- the remaining stream ops ---- */
 
 static void tls_close(tb_stream_t *s)
@@ -580,6 +620,7 @@ static void tls_close(tb_stream_t *s)
 		return;
 	t->closed = true;
 	tb_defer_cancel(t->loop, &t->defer);
+	tb_defer_cancel(t->loop, &t->flush);
 	if (t->lower) {
 		tb_stream_close(t->lower);
 		t->lower = NULL;
@@ -708,6 +749,7 @@ int tb_tls_wrap(tb_loop_t *loop, tb_tls_config_t *cfg, tb_stream_t *lower, const
 	tb_buf_init(&t->in);
 	tb_buf_init(&t->pending);
 	tb_defer_init(&t->defer, tls_deferred, t);
+	tb_defer_init(&t->flush, tls_flush_deferred, t);
 	mbedtls_ssl_init(&t->ssl);
 	cfg->refs++;
 	if (mbedtls_ssl_setup(&t->ssl, &cfg->conf) != 0) {

@@ -9,7 +9,15 @@
  * - a channel whose owner paused it (its socket is full) pauses the
  *   WebSocket's reading; what was already received waits in the channel.
  * The wire has no half-close either (§4.3): shutdown() sends Disconnect and
- * ends the channel both ways. */
+ * ends the channel both ways.
+ *
+ * Batching (§4.2) never waits for more data: what a channel's writer hands
+ * over during one loop turn (a relay reads a socket up to four times per
+ * readiness) is coalesced and sent as one Data message when the turn ends,
+ * or at once when it reaches batch_max. An interactive flow, one write per
+ * turn, goes out exactly as before; a bulk flow sends fewer, larger
+ * messages. A message of at least compress_min bytes is gzipped (§3.5)
+ * when that makes it smaller. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +29,7 @@
 #define CONNECT_WAIT_MS 15000u   /* §6: opener wait for ConnectResponse */
 #define STALL_MS 30000u          /* §11: a channel may hold the WebSocket this long */
 #define UDP_MAX_PAYLOAD 65535u
+#define BATCH_MAX_DEFAULT (1u << 20) /* the reference's read buffer B (§4.2) */
 
 typedef struct tb_ls_chan tb_ls_chan_t;
 
@@ -45,6 +54,8 @@ struct tb_ls_chan {
 	uint8_t proto;
 	enum chan_state state;
 	tb_buf_t in;        /* received, not yet delivered */
+	uint8_t *ob;        /* written this turn, not yet sent (batching); */
+	size_t olen, ocap;  /* allocated by the turn's first write, freed by the flush */
 	bool paused;        /* by its owner: the WebSocket is paused for it */
 	bool eof_pending;   /* Disconnect received, deliver on_eof after in */
 	bool eof_done;
@@ -56,6 +67,7 @@ struct tb_ls_chan {
 	tb_timer_t timer;   /* opener wait, or the stall limit */
 	tb_defer_t defer;   /* deliveries outside the caller's stack */
 	tb_defer_t ready;   /* fast-open: hands the stream over from the loop */
+	tb_defer_t flush;   /* sends the batch at the end of the turn */
 	/* opener */
 	tb_connector_cb open_cb;
 	void *open_arg;
@@ -78,6 +90,8 @@ struct tb_ls_mux {
 	unsigned rx_pauses;  /* channels holding the WebSocket paused */
 	bool tx_full;
 	tb_ls_inflater_t *z;
+	tb_ls_deflater_t *zd; /* made on the first message worth compressing */
+	tb_buf_t zout;        /* its output, reused */
 };
 
 static const tb_stream_ops_t chan_ops;
@@ -130,6 +144,7 @@ static tb_connector_cb take_open(tb_ls_chan_t *c, void **arg);
 static void chan_deliver_cb(tb_loop_t *loop, void *arg);
 static void chan_ready_cb(tb_loop_t *loop, void *arg);
 static void chan_timer_cb(tb_loop_t *loop, void *arg);
+static void chan_flush_cb(tb_loop_t *loop, void *arg);
 
 static tb_ls_chan_t *chan_new(tb_ls_mux_t *m, const uint8_t id[TB_LS_UUID_LEN], uint8_t proto)
 {
@@ -148,6 +163,7 @@ static tb_ls_chan_t *chan_new(tb_ls_mux_t *m, const uint8_t id[TB_LS_UUID_LEN], 
 	tb_timer_init(&c->timer, chan_timer_cb, c);
 	tb_defer_init(&c->defer, chan_deliver_cb, c);
 	tb_defer_init(&c->ready, chan_ready_cb, c);
+	tb_defer_init(&c->flush, chan_flush_cb, c);
 	c->next = m->chans;
 	if (c->next)
 		c->next->prev = c;
@@ -162,6 +178,7 @@ static void chan_free(tb_ls_chan_t *c)
 	tb_timer_stop(c->loop, &c->timer);
 	tb_defer_cancel(c->loop, &c->defer);
 	tb_defer_cancel(c->loop, &c->ready);
+	tb_defer_cancel(c->loop, &c->flush);
 	if (c->dial)
 		tb_gw_open_cancel(c->dial);
 	if (c->out)
@@ -169,6 +186,7 @@ static void chan_free(tb_ls_chan_t *c)
 	if (c->open)
 		c->open->ch = NULL;
 	tb_buf_free(&c->in);
+	free(c->ob);
 	free(c);
 }
 
@@ -192,6 +210,70 @@ int tb_ls_mux_send(tb_ls_mux_t *m, const tb_ls_msg_t *msg)
 		return n;
 	n = mux_send(m, buf, (size_t)n, NULL, 0);
 	return n == TB_ENOBUFS ? 0 : n;
+}
+
+/* One TCP Data message, gzipped when it is big enough and that helps. A
+ * compression failure sends the bytes as they are. */
+static int send_tcp_data(tb_ls_chan_t *c, const uint8_t *p, size_t n)
+{
+	tb_ls_mux_t *m = c->mux;
+	uint8_t hdr[TB_LS_DATA_HDR_LEN];
+
+	if (m->o.compress_min && n >= m->o.compress_min && ENABLE_ZLIB) {
+		if (!m->zd && (m->zd = tb_ls_deflater_new(m->o.compress_level)))
+			tb_debug("linksocks: gzip for Data of %zu bytes and more on this WebSocket", m->o.compress_min);
+		tb_buf_consume(&m->zout, tb_buf_len(&m->zout));
+		if (m->zd && tb_ls_deflate(m->zd, p, n, true, &m->zout) == 0 && tb_buf_len(&m->zout) < n) {
+			size_t zn = tb_buf_len(&m->zout);
+			const uint8_t *z = tb_buf_pullup(&m->zout, zn);
+			if (z) {
+				tb_ls_data_header(hdr, TB_LS_PROTO_TCP, c->id, TB_LS_COMP_GZIP, zn);
+				int rc = mux_send(m, hdr, sizeof(hdr), z, zn);
+				tb_buf_consume(&m->zout, zn);
+				return rc;
+			}
+		}
+		tb_buf_consume(&m->zout, tb_buf_len(&m->zout));
+	}
+	tb_ls_data_header(hdr, TB_LS_PROTO_TCP, c->id, TB_LS_COMP_NONE, n);
+	return mux_send(m, hdr, sizeof(hdr), p, n);
+}
+
+/* Sends the channel's batch (one message: it never exceeds batch_max) and
+ * frees it, so an idle channel holds no buffer: 0, TB_ENOBUFS (sent; the
+ * WebSocket is full) or an error (the mux's end tells the owner). */
+static int chan_flush(tb_ls_chan_t *c)
+{
+	int rc = c->olen ? send_tcp_data(c, c->ob, c->olen) : 0;
+
+	free(c->ob);
+	c->ob = NULL;
+	c->olen = c->ocap = 0;
+	return rc;
+}
+
+static void chan_flush_cb(tb_loop_t *loop, void *arg)
+{
+	tb_ls_chan_t *c = arg;
+
+	if (c->mux && c->state != CH_DONE)
+		chan_flush(c);
+}
+
+/* Appends to the batch, growing it up to batch_max. */
+static int chan_batch(tb_ls_chan_t *c, const void *data, size_t len)
+{
+	if (c->olen + len > c->ocap) {
+		size_t cap = TB_MAX(c->ocap * 2, TB_MAX(c->olen + len, (size_t)4096));
+		uint8_t *ob = realloc(c->ob, TB_MIN(cap, c->mux->o.batch_max));
+		if (!ob)
+			return TB_ENOMEM;
+		c->ob = ob;
+		c->ocap = TB_MIN(cap, c->mux->o.batch_max);
+	}
+	memcpy(c->ob + c->olen, data, len);
+	c->olen += len;
+	return 0;
 }
 
 static void send_disconnect(tb_ls_mux_t *m, const uint8_t id[TB_LS_UUID_LEN], const char *why)
@@ -257,25 +339,38 @@ static void chan_deliver_cb(tb_loop_t *loop, void *arg)
 static int chan_write(tb_stream_t *s, const void *data, size_t len)
 {
 	tb_ls_chan_t *c = (tb_ls_chan_t *)s;
-	uint8_t hdr[TB_LS_DATA_HDR_LEN];
-	int rc;
+	size_t max;
+	int rc = 0;
 
 	if (!c->mux || c->state == CH_DONE)
 		return TB_EPIPE;
-	/* A relay hands over at most a read's worth; keep messages well under
-	 * the peer's 32 MiB limit anyway. */
+	max = c->mux->o.batch_max;
 	while (len > 0) {
-		size_t n = TB_MIN(len, 1u << 20);
-		tb_ls_data_header(hdr, TB_LS_PROTO_TCP, c->id, TB_LS_COMP_NONE, n);
-		rc = mux_send(c->mux, hdr, sizeof(hdr), data, n);
-		if (rc < 0 && rc != TB_ENOBUFS)
-			return rc;
-		data = (const uint8_t *)data + n;
-		len -= n;
-		if (rc == TB_ENOBUFS && len == 0) {
-			c->want_drain = true;
-			return TB_ENOBUFS;
+		int r = 0;
+		if (c->olen == 0 && len >= max) {
+			/* A whole message straight from the caller's memory. */
+			r = send_tcp_data(c, data, max);
+			data = (const uint8_t *)data + max;
+			len -= max;
+		} else {
+			size_t n = TB_MIN(len, max - c->olen);
+			if (chan_batch(c, data, n) < 0)
+				return TB_ENOMEM;
+			data = (const uint8_t *)data + n;
+			len -= n;
+			if (c->olen == max)
+				r = chan_flush(c);
 		}
+		if (r < 0 && r != TB_ENOBUFS)
+			return r;
+		if (r)
+			rc = r;
+	}
+	if (c->olen > 0)
+		tb_defer(c->loop, &c->flush);
+	if (rc == TB_ENOBUFS || c->mux->tx_full) {
+		c->want_drain = true;
+		return TB_ENOBUFS;
 	}
 	return 0;
 }
@@ -287,6 +382,8 @@ static int chan_shutdown(tb_stream_t *s)
 
 	if (c->state == CH_DONE || !c->mux)
 		return 0;
+	chan_flush(c); /* the batch goes before the Disconnect */
+	tb_defer_cancel(c->loop, &c->flush);
 	send_disconnect(c->mux, c->id, "EOF");
 	c->state = CH_DONE;
 	tb_buf_free(&c->in); /* the peer's late bytes have nowhere to go */
@@ -301,8 +398,10 @@ static void chan_close(tb_stream_t *s)
 
 	if (c->closed)
 		return;
-	if (c->mux && c->state != CH_DONE)
+	if (c->mux && c->state != CH_DONE) {
+		chan_flush(c); /* what the owner wrote was taken: it goes out */
 		send_disconnect(c->mux, c->id, NULL);
+	}
 	c->state = CH_DONE;
 	c->closed = true;
 	chan_unlink(c); /* before a deferred free: no more input reaches it */
@@ -662,6 +761,8 @@ static void on_tcp_data(tb_ls_mux_t *m, tb_ls_chan_t *c, const tb_ls_msg_t *msg)
 	}
 	if (msg->data.compression == TB_LS_COMP_GZIP) {
 		/* §3.5: inflate with a cap, into the channel's queue. */
+		if (!m->z)
+			tb_debug("linksocks: the peer sends gzip Data on this WebSocket");
 		if (!m->z && !(m->z = tb_ls_inflater_new(m->o.inflate_cap))) {
 			send_disconnect(m, c->id, "gzip unsupported");
 			c->state = CH_DONE;
@@ -848,6 +949,43 @@ void tb_ls_mux_drained(tb_ls_mux_t *m)
 	}
 }
 
+int tb_ls_mux_opts_conf(tb_ls_mux_opts_t *o, const tb_conf_val_t *t, tb_conf_err_t *err)
+{
+	int64_t batch = BATCH_MAX_DEFAULT, zmin = TB_LS_COMPRESS_MIN_DEFAULT, level = -1;
+	int rc;
+
+	if (((rc = tb_conf_get_int(t, "batch_max", &batch, err)) < 0 && rc != TB_ENOENT) ||
+	    ((rc = tb_conf_get_int(t, "compress_threshold", &zmin, err)) < 0 && rc != TB_ENOENT) ||
+	    ((rc = tb_conf_get_int(t, "compress_level", &level, err)) < 0 && rc != TB_ENOENT))
+		return rc;
+	rc = tb_conf_get(t, "compress_threshold") ? 0 : TB_ENOENT;
+	if (batch < 1024 || batch > (int64_t)TB_LS_BATCH_MAX) {
+		tb_conf_set_err(err, tb_conf_get(t, "batch_max"), "batch_max must be 1024 to %u bytes",
+				TB_LS_BATCH_MAX);
+		return TB_EINVAL;
+	}
+	if (zmin < 0 || zmin > (int64_t)TB_LS_BATCH_MAX) {
+		tb_conf_set_err(err, tb_conf_get(t, "compress_threshold"),
+				"compress_threshold must be 0 (never) to %u bytes", TB_LS_BATCH_MAX);
+		return TB_EINVAL;
+	}
+	if (rc == TB_ENOENT && !ENABLE_ZLIB)
+		zmin = 0; /* nothing to compress with, and nobody asked */
+	if (zmin > 0 && !ENABLE_ZLIB) {
+		tb_conf_set_err(err, tb_conf_get(t, "compress_threshold"),
+				"gzip needs zlib, which this build leaves out (CONFIG_ZLIB)");
+		return TB_ENOTSUP;
+	}
+	if (level != -1 && (level < 1 || level > 9)) {
+		tb_conf_set_err(err, tb_conf_get(t, "compress_level"), "compress_level must be 1 to 9");
+		return TB_EINVAL;
+	}
+	o->batch_max = (size_t)batch;
+	o->compress_min = (size_t)zmin;
+	o->compress_level = (int)level;
+	return 0;
+}
+
 int tb_ls_mux_new(tb_loop_t *loop, const tb_ls_transport_t *tp, void *t, const tb_ls_mux_opts_t *o,
 		  tb_ls_control_cb control, void *ctx, tb_ls_mux_t **out)
 {
@@ -864,6 +1002,10 @@ int tb_ls_mux_new(tb_loop_t *loop, const tb_ls_transport_t *tp, void *t, const t
 		m->o.connect_wait_ms = CONNECT_WAIT_MS;
 	if (!m->o.stall_ms)
 		m->o.stall_ms = STALL_MS;
+	if (!m->o.batch_max)
+		m->o.batch_max = BATCH_MAX_DEFAULT;
+	m->o.batch_max = TB_MIN(m->o.batch_max, TB_LS_BATCH_MAX);
+	tb_buf_init(&m->zout);
 	m->control = control;
 	m->ctx = ctx;
 	*out = m;
@@ -881,6 +1023,10 @@ void tb_ls_mux_free(tb_ls_mux_t *m, int err)
 		tb_timer_stop(c->loop, &c->timer);
 		tb_defer_cancel(c->loop, &c->defer);
 		tb_defer_cancel(c->loop, &c->ready);
+		tb_defer_cancel(c->loop, &c->flush);
+		free(c->ob);
+		c->ob = NULL;
+		c->olen = c->ocap = 0;
 		chan_unlink(c);
 		c->state = CH_DONE;
 		if (c->open_cb) {
@@ -898,6 +1044,8 @@ void tb_ls_mux_free(tb_ls_mux_t *m, int err)
 		}
 	}
 	tb_ls_inflater_free(m->z);
+	tb_ls_deflater_free(m->zd);
+	tb_buf_free(&m->zout);
 	free(m);
 }
 

@@ -491,6 +491,20 @@ static bool given(const char *s)
 	return s && *s;
 }
 
+/* -b: the reference's batching buffer B (§4.2) is our largest Data message. */
+static void put_batch(const struct cli *c, FILE *t)
+{
+	long b = c->buffer_size;
+
+	if (b == 0 || b == 1048576)
+		return;
+	if (b < 1024 || b > (long)TB_LS_BATCH_MAX) {
+		b = b < 1024 ? 1024 : (long)TB_LS_BATCH_MAX;
+		tb_warn("linksocks server: -b %ld: Data messages are batched up to %ld bytes", c->buffer_size, b);
+	}
+	fprintf(t, "batch_max = %ld\n", b);
+}
+
 static int server_text(struct cli *c, FILE *t)
 {
 	char ep[TB_ADDR_STRLEN], socks[TB_ADDR_STRLEN];
@@ -513,6 +527,7 @@ static int server_text(struct cli *c, FILE *t)
 		fputs("router = \"main\"\n", t);
 		if (c->fast_open)
 			fputs("fast_open = true\n", t);
+		put_batch(c, t);
 		put_str(t, "api_key", c->api_key);
 		if (given(c->socks_host))
 			put_str(t, "api_socks_host", c->socks_host);
@@ -543,6 +558,7 @@ static int server_text(struct cli *c, FILE *t)
 	fputs("router = \"main\"\n", t);
 	if (c->fast_open)
 		fputs("fast_open = true\n", t);
+	put_batch(c, t);
 	if (!c->reverse) {
 		fputs("tokens = [", t);
 		put_quoted(t, c->token);

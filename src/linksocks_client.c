@@ -53,6 +53,7 @@ struct ls_client {
 	tb_loop_t *loop;
 	const tb_connector_env_t *env;
 	tb_gw_listener_t *l; /* provider: where the server's Connects go */
+	tb_ls_mux_opts_t mo; /* batching and compression */
 	bool reverse;
 	char *token;
 	char *connector_token; /* provider: register it after each auth (§4.5) */
@@ -298,7 +299,7 @@ static void mux_control(void *ctx, tb_ls_mux_t *m, const tb_ls_msg_t *msg, const
 static void on_auth_response(ls_conn_t *k, const tb_ls_msg_t *msg)
 {
 	ls_client_t *cl = k->cl;
-	tb_ls_mux_opts_t o = {.egress = cl->reverse, .l = cl->l};
+	tb_ls_mux_opts_t o = cl->mo;
 	char why[300];
 
 	if (!msg->auth_resp.success) {
@@ -307,6 +308,8 @@ static void on_auth_response(ls_conn_t *k, const tb_ls_msg_t *msg)
 		conn_down(k, why, true);
 		return;
 	}
+	o.egress = cl->reverse;
+	o.l = cl->l;
 	if (tb_ls_mux_new(cl->loop, &tb_ls_ws_transport, k->ws, &o, mux_control, k, &k->mux) < 0) {
 		conn_down(k, "out of memory", false);
 		return;
@@ -539,7 +542,7 @@ static int client_new(const tb_connector_env_t *env, const tb_conf_val_t *t, boo
 	    (rc = opt_bool(t, "fast_open", &cl->fast_open, err)) < 0 ||
 	    (rc = opt_bool(t, "reconnect", &cl->reconnect, err)) < 0 ||
 	    (rc = opt_bool(t, "retry_auth", &cl->retry_auth, err)) < 0 ||
-	    (rc = opt_str(t, "connector_token", &ctok, err)) < 0)
+	    (rc = opt_str(t, "connector_token", &ctok, err)) < 0 || (rc = tb_ls_mux_opts_conf(&cl->mo, t, err)) < 0)
 		return rc;
 	if (ctok && (!reverse || strlen(ctok) > TB_LS_STR_MAX)) {
 		tb_conf_set_err(err, tb_conf_get(t, "connector_token"), "a provider's token of at most 255 bytes");

@@ -86,6 +86,7 @@ typedef struct agent_ch {
 
 struct ls_server {
 	tb_gw_listener_t *l;
+	tb_ls_mux_opts_t mo; /* batching and compression, for every session */
 	ls_token_t *tokens;
 	ls_sess_t *sessions;
 	agent_ch_t *agent;
@@ -626,7 +627,7 @@ static void auth_fail(ls_sess_t *ss, const char *why)
 static void auth_as(ls_sess_t *ss, ls_token_t *t, int reverse)
 {
 	ls_server_t *srv = ss->srv;
-	tb_ls_mux_opts_t o = {0};
+	tb_ls_mux_opts_t o = srv->mo;
 	tb_loop_t *loop = tb_gw_loop(srv->l);
 	char peer[TB_ADDR_STRLEN];
 
@@ -1727,6 +1728,8 @@ static int ls_init(tb_gw_listener_t *l, const tb_conf_val_t *t, tb_conf_err_t *e
 	srv->l = l;
 	tb_gw_listener_set_priv(l, srv);
 	if ((rc = tb_conf_get_bool(t, "fast_open", &srv->fast_open, err)) < 0 && rc != TB_ENOENT)
+		return rc;
+	if ((rc = tb_ls_mux_opts_conf(&srv->mo, t, err)) < 0)
 		return rc;
 	if ((v = tb_conf_get(t, "tokens"))) {
 		if (v->type != TB_CONF_ARRAY) {

@@ -28,6 +28,11 @@
 
 typedef struct tb_ls_mux tb_ls_mux_t;
 
+/* batch_max's ceiling: far below the peers' 32 MiB message limit. */
+#define TB_LS_BATCH_MAX (4u << 20)
+/* compress_min's default where a role configures it: the reference's. */
+#define TB_LS_COMPRESS_MIN_DEFAULT (512u * 1024u)
+
 /* The transport under a mux: one protocol message per call. send returns 0,
  * TB_ENOBUFS (taken; the transport is over its limit: the mux then waits for
  * tb_ls_mux_drained) or an error. */
@@ -43,10 +48,17 @@ typedef struct tb_ls_mux_opts {
 	uint32_t connect_wait_ms; /* opener: ConnectResponse wait (15 s) */
 	uint32_t stall_ms;     /* a channel pausing the WebSocket longer is closed (30 s) */
 	size_t inflate_cap;    /* per compressed message (32 MiB) */
+	size_t batch_max;      /* largest Data message sent (0: 1 MiB, as the reference's B) */
+	size_t compress_min;   /* gzip Data of at least this many bytes (0: never) */
+	int compress_level;    /* 1..9, else zlib's default */
 	/* Optional: Data, ConnectResponse and Disconnect for a channel this mux
 	 * does not own (a server relaying agent-mode channels, §4.4). */
 	void (*foreign)(void *ctx, const tb_ls_msg_t *msg, const uint8_t *raw, size_t len);
 } tb_ls_mux_opts_t;
+
+/* Reads batch_max, compress_threshold and compress_level from a role's
+ * table into o (defaults: 1 MiB, TB_LS_COMPRESS_MIN_DEFAULT, zlib's). */
+int tb_ls_mux_opts_conf(tb_ls_mux_opts_t *o, const tb_conf_val_t *t, tb_conf_err_t *err);
 
 /* Messages the mux does not handle itself (Auth, AuthResponse, Connector,
  * ConnectorResponse, Log, Partners; Connect when not egress) go here. */

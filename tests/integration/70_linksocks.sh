@@ -123,10 +123,14 @@ EOC
 mkdir -p "$WORK/www"
 head -c 10485760 /dev/urandom >"$WORK/www/b10"
 head -c 209715200 /dev/urandom >"$WORK/www/b200"
+# compressible: text lines with a counter (deflate gets about 1:5)
+seq -f 'line %.0f of a compressible file, carried by tunnelbox' 1 200000 >"$WORK/www/z10"
 SHA10=$(sha "$WORK/www/b10")
+SHAZ=$(sha "$WORK/www/z10")
 SHA200=$(sha "$WORK/www/b200")
 start_http_server "$WORK/www" || { notok "http server starts"; finish; }
 U10="http://127.0.0.1:$HTTP_PORT/b10"
+UZ="http://127.0.0.1:$HTTP_PORT/z10"
 U200="http://127.0.0.1:$HTTP_PORT/b200"
 "${ST[@]}" echo-server --seconds 120 >"$WORK/echo.port" &
 PIDS+=("$!")
@@ -164,9 +168,21 @@ fi
 # SF: forward tokens over ws (and wss on a second listener), router direct.
 # SR: reverse tokens only reachable through providers: its own router sends
 # everything to `block`, so a flow that succeeds went through a provider.
-WSF=$(free_port) WSS=$(free_port) WSR=$(free_port)
+WSF=$(free_port) WSS=$(free_port) WSR=$(free_port) WSZ=$(free_port)
 RS=$(free_port) RR=$(free_port) KS=$(free_port) NS=$(free_port) LS=$(free_port)
 server_conf "$WORK/sf.toml" "$WSF" direct 'tokens = ["tok123"]'
+# a second ws listener that gzips Data of 1 KiB and more (§3.5)
+cat >>"$WORK/sf.toml" <<EOC
+
+[[listener]]
+name = "lsz"
+proto = "linksocks"
+endpoint = "127.0.0.1:$WSZ"
+router = "main"
+tokens = ["tok123"]
+compress_threshold = 1024
+compress_level = 1
+EOC
 if [ $HAVE_TLS = 1 ]; then
 	cat >>"$WORK/sf.toml" <<EOC
 
@@ -203,10 +219,14 @@ tb sr "$WORK/sr.toml" -v
 wait_port "$WSF" && wait_port "$WSR" || { notok "linksocks servers listen"; sed 's/^/# /' "$WORK"/s?.log; finish; }
 
 # ---- clients and providers, all started together ----
-CF=$(free_port) CB=$(free_port) CT=$(free_port)
+CF=$(free_port) CB=$(free_port) CT=$(free_port) CZ=$(free_port)
 client_conf "$WORK/cf.toml" "$CF" "url = \"ws://127.0.0.1:$WSF\"
 token = \"tok123\""
 tb cf "$WORK/cf.toml" -v
+client_conf "$WORK/cz.toml" "$CZ" "url = \"ws://127.0.0.1:$WSZ\"
+token = \"tok123\"
+compress_threshold = 1024"
+tb cz "$WORK/cz.toml" -v
 client_conf "$WORK/ct.toml" "$CT" "url = \"ws://127.0.0.1:$WSF/socket/t\"
 token = \"tok123\"
 threads = 3
@@ -271,7 +291,7 @@ PIDS+=("${REP3_PIDS[@]}")
 # (each process's own log: the logger rate-limits a call site to a line a second)
 all_up() {
 	local f
-	for f in cf ct cb p1 pa pb pk; do wait_log "$WORK/$f.log" 'authenticated' 5 || return 1; done
+	for f in cf cz ct cb p1 pa pb pk; do wait_log "$WORK/$f.log" 'authenticated' 5 || return 1; done
 }
 wait_port "$CF" && all_up ||
 	{ notok "clients and providers authenticate"; sed 's/^/# /' "$WORK"/*.log; finish; }
@@ -292,6 +312,17 @@ fo_fetch() { # three at once through 3 WebSockets, fast-open
 	return $bad
 }
 check "forward, threads = 3 and fast_open: 3 concurrent 10 MB downloads, intact" fo_fetch
+zfetch() { # both ends gzip (compress_threshold = 1024): text up, text and random bytes down
+	fetch "$SHAZ" "$WORK/o.z1" --socks5-hostname "127.0.0.1:$CZ" "$UZ" &&
+		fetch "$SHA10" "$WORK/o.z2" --socks5-hostname "127.0.0.1:$CZ" "$U10" &&
+		quiet "${ST[@]}" echo --proxy "$CZ" --port "$EP" --size 10000000 --text
+}
+check "gzip on send, both ends: 10 MB of text and 10 MB of random bytes down, 10 MB of text echoed, intact" zfetch
+# (the strict peer, which also sends gzip to sf, runs later in this script)
+both_gzip() { grep -q "the peer sends gzip Data" "$WORK/sf.log" && grep -q "the peer sends gzip Data" "$WORK/cz.log"; }
+check "gzip on send, both ends: each end received gzip Data (their -v logs say so)" both_gzip
+check "no gzip where it is not configured: the forward client's WebSocket carries none" \
+	bash -c "! grep -q gzip '$WORK/cf.log'"
 check "the reverse server cannot reach the target itself (its router blocks: REP 4 to its forward client)" \
 	quiet "${ST[@]}" connect --proxy "$CB" --port "$HTTP_PORT" --expect 4
 
@@ -412,6 +443,9 @@ if [ $HAVE_WS_PY = 1 ]; then
 	check "python3-websockets client, binary Auth on /socket/x: Connect, fragmented and gzip Data, Disconnect" \
 		quiet timeout 30 "${PEER[@]}" client --url "ws://127.0.0.1:$WSF/socket/x" --token tok123 \
 		--echo-port "$EP" --closed-port "$CLOSED"
+	check "python3-websockets client against a compressing listener: our gzip Data decoded by Python's gzip" \
+		quiet timeout 30 "${PEER[@]}" client --url "ws://127.0.0.1:$WSZ/socket/x" --token tok123 \
+		--echo-port "$EP" --closed-port "$CLOSED" --expect-gzip
 	check "python3-websockets client, URL-query auth on /socket: the same exchange" \
 		quiet timeout 30 "${PEER[@]}" client --url "ws://127.0.0.1:$WSF/socket" --url-auth --token tok123 \
 		--echo-port "$EP" --closed-port "$CLOSED"

@@ -16,7 +16,7 @@
 
 /* ---- the fake transport: records messages, can report "full" ---- */
 
-#define MAX_SENT 64
+#define MAX_SENT 256
 
 struct wire {
 	uint8_t *msg[MAX_SENT];
@@ -170,14 +170,14 @@ static void spin(tb_loop_t *loop)
 }
 
 /* Opens a channel to example.test:443 and answers ConnectResponse ok. */
-static void open_channel(struct fixture *f)
+static void open_channel_opts(struct fixture *f, const tb_ls_mux_opts_t *o)
 {
 	tb_target_t t;
 	tb_ls_msg_t m;
 	uint8_t b[64];
 
 	f->loop = tb_loop_new();
-	assert_int_equal(tb_ls_mux_new(f->loop, &fake, &f->w, NULL, NULL, NULL, &f->m), 0);
+	assert_int_equal(tb_ls_mux_new(f->loop, &fake, &f->w, o, NULL, NULL, &f->m), 0);
 	assert_int_equal(tb_target_set(&t, "example.test", 12, 443), 0);
 	assert_int_equal(tb_ls_mux_open(f->m, &t, false, opened, &f->o, NULL), 0);
 	last_msg(&f->w, &m);
@@ -193,6 +193,11 @@ static void open_channel(struct fixture *f)
 	assert_true(f->o.opened);
 	assert_int_equal(tb_ls_mux_channels(f->m), 1);
 	wire_clear(&f->w);
+}
+
+static void open_channel(struct fixture *f)
+{
+	open_channel_opts(f, NULL);
 }
 
 static void close_fixture(struct fixture *f)
@@ -214,8 +219,11 @@ static void test_open_data_both_ways(void **state)
 	tb_ls_mux_input(f.m, b, mk_data(b, f.id, "hello"));
 	assert_int_equal(f.o.ngot, 5);
 	assert_memory_equal(f.o.got, "hello", 5);
-	/* A write is one Data message: 24-byte header, the payload. */
+	/* A write is one Data message (24-byte header, the payload), sent
+	 * when the loop turn ends. */
 	assert_int_equal(tb_stream_write(f.o.s, "world!", 6), 0);
+	assert_int_equal(f.w.n, 0);
+	tb_loop_once(f.loop, 0);
 	assert_int_equal(f.w.n, 1);
 	assert_int_equal(f.w.len[0], 24 + 6);
 	last_msg(&f.w, &m);
@@ -269,14 +277,20 @@ static void test_backpressure_tx(void **state)
 
 	open_channel(&f);
 	f.w.full = true;
-	/* The WebSocket is over its limit: the writer must pause... */
-	assert_int_equal(tb_stream_write(f.o.s, "abc", 3), TB_ENOBUFS);
+	/* The batch goes out at the end of the turn and finds the WebSocket
+	 * over its limit... */
+	assert_int_equal(tb_stream_write(f.o.s, "abc", 3), 0);
+	tb_loop_once(f.loop, 0);
+	assert_int_equal(f.w.n, 1);
+	/* ...so the next write tells the writer to pause... */
+	assert_int_equal(tb_stream_write(f.o.s, "def", 3), TB_ENOBUFS);
 	assert_false(f.o.drained);
 	f.w.full = false;
-	/* ...and is woken when it drains. Nothing was dropped. */
+	/* ...and it is woken when the WebSocket drains. Nothing was dropped. */
 	tb_ls_mux_drained(f.m);
 	assert_true(f.o.drained);
-	assert_int_equal(f.w.n, 1);
+	tb_loop_once(f.loop, 0);
+	assert_int_equal(f.w.n, 2);
 	close_fixture(&f);
 }
 
@@ -417,6 +431,201 @@ static void test_fast_open(void **state)
 	tb_loop_free(loop);
 }
 
+/* Concatenates the payloads of the Data messages on the wire (inflating
+ * gzip ones) into out; returns the number of bytes; counts gzip ones. */
+static size_t wire_payload(struct wire *w, const uint8_t id[16], uint8_t *out, size_t cap, size_t *ngzip)
+{
+	tb_ls_inflater_t *z = tb_ls_inflater_new(0);
+	size_t n = 0;
+
+	assert_non_null(z);
+	*ngzip = 0;
+	for (size_t i = 0; i < w->n; i++) {
+		tb_ls_msg_t m;
+		assert_int_equal(tb_ls_msg_decode(w->msg[i], w->len[i], &m), 0);
+		if (m.type != TB_LS_DATA)
+			continue;
+		assert_memory_equal(m.data.channel, id, 16);
+		if (m.data.compression == TB_LS_COMP_GZIP) {
+			uint8_t chunk[8192];
+			int k;
+			(*ngzip)++;
+			assert_int_equal(tb_ls_inflate_begin(z, m.data.payload, m.data.len), 0);
+			while ((k = tb_ls_inflate_read(z, chunk, sizeof(chunk))) > 0) {
+				assert_true(n + (size_t)k <= cap);
+				memcpy(out + n, chunk, (size_t)k);
+				n += (size_t)k;
+			}
+			assert_int_equal(k, 0);
+		} else {
+			assert_true(n + m.data.len <= cap);
+			memcpy(out + n, m.data.payload, m.data.len);
+			n += m.data.len;
+		}
+	}
+	tb_ls_inflater_free(z);
+	return n;
+}
+
+static void test_batching(void **state)
+{
+	struct fixture f = {0};
+	tb_ls_msg_t m;
+
+	open_channel(&f);
+	/* §4.2, without the reference's delay: writes of one loop turn become
+	 * one message when the turn ends; nothing waits for more data. */
+	assert_int_equal(tb_stream_write(f.o.s, "ab", 2), 0);
+	assert_int_equal(tb_stream_write(f.o.s, "cd", 2), 0);
+	assert_int_equal(tb_stream_write(f.o.s, "ef", 2), 0);
+	assert_int_equal(f.w.n, 0);
+	tb_loop_once(f.loop, 0);
+	assert_int_equal(f.w.n, 1);
+	last_msg(&f.w, &m);
+	assert_int_equal(m.data.len, 6);
+	assert_memory_equal(m.data.payload, "abcdef", 6);
+	/* The next turn's write is the next message. */
+	assert_int_equal(tb_stream_write(f.o.s, "g", 1), 0);
+	tb_loop_once(f.loop, 0);
+	assert_int_equal(f.w.n, 2);
+	last_msg(&f.w, &m);
+	assert_int_equal(m.data.len, 1);
+	/* A batch goes out before the Disconnect of a shutdown... */
+	assert_int_equal(tb_stream_write(f.o.s, "tail", 4), 0);
+	assert_int_equal(tb_stream_shutdown(f.o.s), 0);
+	assert_int_equal(f.w.n, 4);
+	assert_int_equal(tb_ls_msg_decode(f.w.msg[2], f.w.len[2], &m), 0);
+	assert_int_equal(m.type, TB_LS_DATA);
+	assert_memory_equal(m.data.payload, "tail", 4);
+	last_msg(&f.w, &m);
+	assert_int_equal(m.type, TB_LS_DISCONNECT);
+	/* ...and nothing is sent after it. */
+	tb_loop_once(f.loop, 0);
+	assert_int_equal(f.w.n, 4);
+	close_fixture(&f);
+}
+
+static void test_batch_close_flushes(void **state)
+{
+	struct fixture f = {0};
+	tb_ls_msg_t m;
+
+	open_channel(&f);
+	/* What a write took goes out even when the owner closes at once. */
+	assert_int_equal(tb_stream_write(f.o.s, "last", 4), 0);
+	tb_stream_close(f.o.s);
+	f.o.closed = true;
+	assert_int_equal(f.w.n, 2);
+	assert_int_equal(tb_ls_msg_decode(f.w.msg[0], f.w.len[0], &m), 0);
+	assert_int_equal(m.type, TB_LS_DATA);
+	assert_memory_equal(m.data.payload, "last", 4);
+	last_msg(&f.w, &m);
+	assert_int_equal(m.type, TB_LS_DISCONNECT);
+	tb_loop_once(f.loop, 0);
+	assert_int_equal(f.w.n, 2);
+	close_fixture(&f);
+}
+
+static void test_batch_max(void **state)
+{
+	tb_ls_mux_opts_t o = {.batch_max = 1024, .compress_min = 0};
+	struct fixture f = {0};
+	static uint8_t in[5000], out[5000];
+	size_t ngz;
+
+	for (size_t i = 0; i < sizeof(in); i++)
+		in[i] = (uint8_t)(i * 31 + 7);
+	open_channel_opts(&f, &o);
+	/* Full messages leave at once; only the tail waits for the turn. */
+	assert_int_equal(tb_stream_write(f.o.s, in, 300), 0);
+	assert_int_equal(tb_stream_write(f.o.s, in + 300, 2500), 0);
+	assert_int_equal(f.w.n, 2);
+	assert_int_equal(f.w.len[0], 24 + 1024);
+	assert_int_equal(f.w.len[1], 24 + 1024);
+	assert_int_equal(tb_stream_write(f.o.s, in + 2800, 2200), 0);
+	assert_int_equal(f.w.n, 4);
+	tb_loop_once(f.loop, 0);
+	assert_int_equal(f.w.n, 5);
+	for (size_t i = 0; i < f.w.n; i++)
+		assert_true(f.w.len[i] <= 24 + 1024);
+	assert_int_equal(wire_payload(&f.w, f.id, out, sizeof(out), &ngz), sizeof(in));
+	assert_int_equal(ngz, 0);
+	assert_memory_equal(out, in, sizeof(in));
+	close_fixture(&f);
+}
+
+static void test_compress_on_send(void **state)
+{
+	tb_ls_mux_opts_t o = {.batch_max = 256 * 1024, .compress_min = 4096};
+	struct fixture f = {0};
+	static uint8_t text[200000], noise[8192], out[300000];
+	size_t ngz, n = 0;
+	uint32_t x = 12345;
+
+	/* Compressible: repeated words. Incompressible: an LCG's high bytes. */
+	for (size_t i = 0; i < sizeof(text); i++)
+		text[i] = "tunnelbox carries bytes "[i % 24];
+	for (size_t i = 0; i < sizeof(noise); i++) {
+		x = x * 1103515245u + 12345u;
+		noise[i] = (uint8_t)(x >> 23);
+	}
+	open_channel_opts(&f, &o);
+	/* Below the threshold: sent as is. */
+	assert_int_equal(tb_stream_write(f.o.s, text, 100), 0);
+	tb_loop_once(f.loop, 0);
+	/* At or above it and smaller gzipped: gzip (§3.5), one member. */
+	for (size_t off = 100; off < sizeof(text); off += 32768)
+		assert_int_equal(tb_stream_write(f.o.s, text + off, TB_MIN(32768, sizeof(text) - off)), 0);
+	tb_loop_once(f.loop, 0);
+	assert_int_equal(f.w.n, 2);
+	tb_ls_msg_t m;
+	last_msg(&f.w, &m);
+	assert_int_equal(m.data.compression, TB_LS_COMP_GZIP);
+	assert_true(m.data.len < 10000);
+	/* The header Go writes: magic, deflate, no flags, mtime 0, OS ff. */
+	assert_memory_equal(m.data.payload, "\x1f\x8b\x08\x00\x00\x00\x00\x00", 8);
+	assert_int_equal(m.data.payload[9], 0xff);
+	/* Above the threshold but not smaller gzipped: sent as is. */
+	assert_int_equal(tb_stream_write(f.o.s, noise, sizeof(noise)), 0);
+	tb_loop_once(f.loop, 0);
+	assert_int_equal(f.w.n, 3);
+	last_msg(&f.w, &m);
+	assert_int_equal(m.data.compression, TB_LS_COMP_NONE);
+	n = wire_payload(&f.w, f.id, out, sizeof(out), &ngz);
+	assert_int_equal(ngz, 1);
+	assert_int_equal(n, sizeof(text) + sizeof(noise));
+	assert_memory_equal(out, text, sizeof(text));
+	assert_memory_equal(out + sizeof(text), noise, sizeof(noise));
+	close_fixture(&f);
+}
+
+static void test_mux_opts_conf(void **state)
+{
+	static const char good[] = "batch_max = 65536\ncompress_threshold = 0\ncompress_level = 1\n";
+	static const char bad[][48] = {"batch_max = 10\n", "batch_max = 99999999\n", "compress_threshold = -1\n",
+				       "compress_level = 0\n", "compress_level = 10\n"};
+	tb_ls_mux_opts_t o = {0};
+	tb_conf_err_t err;
+	tb_conf_t *c;
+
+	assert_int_equal(tb_conf_parse("", 0, "t", &c, &err), 0);
+	assert_int_equal(tb_ls_mux_opts_conf(&o, c->root, &err), 0);
+	assert_int_equal(o.batch_max, 1u << 20);
+	assert_int_equal(o.compress_min, ENABLE_ZLIB ? TB_LS_COMPRESS_MIN_DEFAULT : 0);
+	tb_conf_free(c);
+	assert_int_equal(tb_conf_parse(good, strlen(good), "t", &c, &err), 0);
+	assert_int_equal(tb_ls_mux_opts_conf(&o, c->root, &err), 0);
+	assert_int_equal(o.batch_max, 65536);
+	assert_int_equal(o.compress_min, 0);
+	assert_int_equal(o.compress_level, 1);
+	tb_conf_free(c);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(tb_conf_parse(bad[i], strlen(bad[i]), "t", &c, &err), 0);
+		assert_int_equal(tb_ls_mux_opts_conf(&o, c->root, &err), TB_EINVAL);
+		tb_conf_free(c);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -428,6 +637,11 @@ int main(void)
 		cmocka_unit_test(test_dead_transport_fails_channels),
 		cmocka_unit_test(test_connect_wait_times_out),
 		cmocka_unit_test(test_fast_open),
+		cmocka_unit_test(test_batching),
+		cmocka_unit_test(test_batch_close_flushes),
+		cmocka_unit_test(test_batch_max),
+		cmocka_unit_test(test_compress_on_send),
+		cmocka_unit_test(test_mux_opts_conf),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -126,8 +126,14 @@ def parse(m):
     return d
 
 
+GZIP_SEEN = [0]  # gzip Data messages received (decoded by Python's gzip)
+
+
 def payload_of(d):
-    return gzip.decompress(d["payload"]) if d["comp"] == 1 else d["payload"]
+    if d["comp"] == 1:
+        GZIP_SEEN[0] += 1
+        return gzip.decompress(d["payload"])
+    return d["payload"]
 
 
 def frags(msg, size=4096):
@@ -208,6 +214,11 @@ async def client(a):
         print("20000 bytes echoed (sent in 4096-byte fragments)")
         await echo_over(ws, a_ch, os.urandom(3000) * 50, gz=True)
         print("150000 bytes echoed (sent gzip-compressed)")
+        if a.expect_gzip:
+            await echo_over(ws, a_ch, (b"tunnelbox " + os.urandom(6)) * 40000)
+            if not GZIP_SEEN[0]:
+                raise ValueError("the server sent no gzip Data (compression = 01)")
+            print("the server gzipped %d Data messages; Python's gzip decoded them" % GZIP_SEEN[0])
         await ws.send(m_disconnect(a_ch, b"EOF"))
         # §4.1: a refused dial is a ConnectResponse failure with a reason.
         b_ch = os.urandom(16)
@@ -413,6 +424,7 @@ def main():
         q.add_argument("--expect-error", default="invalid token")
         q.add_argument("--close-code", type=int)
         q.add_argument("--reverse", action="store_true", help="badauth: ask for the provider role")
+        q.add_argument("--expect-gzip", action="store_true", help="client: the server must gzip its Data")
     q = sub.add_parser("server")
     q.add_argument("--port", type=int, default=0)
     q.add_argument("--token", required=True)

@@ -191,7 +191,11 @@ def cmd_echo(a):
     if rep != 0:
         print("connect refused rep=%r" % (rep,))
         return 1
-    body = os.urandom(a.size)
+    if a.text:  # compressible: short random words repeated
+        words = [os.urandom(4).hex().encode() + b" " for _ in range(64)]
+        body = b"".join(words[i % 61] for i in range(a.size // 9 + 1))[:a.size]
+    else:
+        body = os.urandom(a.size)
     err = []
 
     def send():
@@ -322,6 +326,7 @@ def main():
         q.add_argument("--expect", default="0")
         q.add_argument("--hold", type=float, default=0)
         q.add_argument("--allow-loss", action="store_true")
+        q.add_argument("--text", action="store_true", help="echo: compressible bytes, not random ones")
         q.add_argument("--timeout", type=float, default=T, help="seconds, every blocking call")
     q = sub.add_parser("raw")
     q.add_argument("--proxy", type=int, required=True)

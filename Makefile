@@ -139,6 +139,12 @@ SRCS-$(CONFIG_LOOP_POLL) += port/posix/poll_poll.c
 SRCS-$(CONFIG_DNS_CARES) += port/posix/dns_cares.c
 SRCS-$(if $(CONFIG_DNS_CARES),,$(CONFIG_PORT_POSIX)) += port/posix/dns_none.c
 SRCS-$(CONFIG_TUN) += port/posix/tun.c
+SRCS-$(CONFIG_LWIP) += port/lwip/lwip.c port/lwip/sys_arch.c
+SRCS-$(CONFIG_PORT_LWIP) += port/posix/sys.c port/lwip/tcp.c port/lwip/udp.c port/lwip/dns.c port/lwip/netif.c
+SRCS-$(CONFIG_TUN2SOCKS) += src/tun2socks.c
+# Sources that may be missing without stopping the link (nothing calls them
+# until they are written); other missing sources build the library only.
+SRCS_PENDING := src/tun2socks.c
 LIBS-y :=
 LIBS-$(CONFIG_DNS_CARES) += -lcares
 LIBS-$(CONFIG_MBEDTLS) += -lmbedtls -lmbedx509 -lmbedcrypto
@@ -169,6 +175,11 @@ FUZZ_SAN := address,undefined
 FUZZ_CFLAGS := -std=gnu11 -O1 -g $(WARN) -fno-omit-frame-pointer -fno-sanitize-recover=undefined \
 	-DTB_FUZZ_CODEC_ONLY -MMD -MP $(EXTRA_CFLAGS)
 
+# lwIP (Debian's source package) into $(O)/liblwip.a when CONFIG_LWIP; adds
+# its headers to CPPFLAGS. TESTS_OFF: unit/fuzz sources whose code is configured out.
+TESTS_OFF :=
+include port/lwip/lwip.mk
+
 # Bootstrap aid while modules land: missing sources are skipped with a note.
 # Every module the Makefile knows, configured in (SRCS-y) or out (SRCS-).
 SRCS_KNOWN := $(SRCS-y) $(SRCS-) $(SRCS-n)
@@ -184,7 +195,7 @@ MAIN_OBJ := $(O)/obj/src/main.o
 LIB := $(O)/libtb.a
 BIN := $(O)/tunnelbox
 # While sources are missing the binary cannot link: build the library only.
-BIN_IF_WRITTEN := $(if $(SRCS_MISSING),,$(if $(wildcard src/main.c),$(BIN)))
+BIN_IF_WRITTEN := $(if $(filter-out $(SRCS_PENDING),$(SRCS_MISSING)),,$(if $(wildcard src/main.c),$(BIN)))
 
 # Flags are part of what an object is made from: $(O)/.flags holds the last
 # command line and changes (so everything rebuilds) when board.mk, OPT, SAN,
@@ -201,7 +212,7 @@ ifeq ($(filter $(NOCONFIG_GOALS) $(WRAPPED_GOALS),$(MAKECMDGOALS)),)
 endif
 $(FLAGS_FILE):
 
-$(O)/obj/%.o: %.c $(GEN)/config.h $(FLAGS_FILE) | $(SYSROOT_STAMP)
+$(O)/obj/%.o: %.c $(GEN)/config.h $(FLAGS_FILE) | $(SYSROOT_STAMP) $(LWIP_ORDER)
 	@mkdir -p $(dir $@)
 	$(call say,CC,$<)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
@@ -210,12 +221,12 @@ $(LIB): $(OBJS)
 	$(call say,AR,$@)
 	$(Q)rm -f $@ && $(AR) rcs $@ $^
 
-$(BIN): $(MAIN_OBJ) $(LIB) $(FLAGS_FILE)
+$(BIN): $(MAIN_OBJ) $(LIB) $(LWIP_LIB) $(FLAGS_FILE)
 	$(call say,LD,$@)
-	$(Q)$(CC) $(LDFLAGS) -o $@ $(MAIN_OBJ) $(LIB) $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(MAIN_OBJ) $(LIB) $(LWIP_LIB) $(LDLIBS)
 
-all: $(LIB) $(BIN_IF_WRITTEN)
-lib: $(LIB)
+all: $(LIB) $(LWIP_LIB) $(BIN_IF_WRITTEN)
+lib: $(LIB) $(LWIP_LIB)
 
 ifneq ($(SYSROOT_STAMP),)
 $(SYSROOT_STAMP): board/$(BOARD)/board.mk board/mksysroot.sh
@@ -229,19 +240,19 @@ sysroot: $(SYSROOT_STAMP)
 # port/posix/<m>.c) is configured in and written; a test named after no
 # module (test_port.c) always is.
 UNIT_ALL := $(wildcard tests/unit/test_*.c)
-module_of = $(filter src/$(1).c port/posix/$(1).c,$(SRCS_KNOWN))
+module_of = $(filter src/$(1).c port/posix/$(1).c port/lwip/$(1).c,$(SRCS_KNOWN))
 module_in = $(if $(call module_of,$(1)),$(filter $(call module_of,$(1)),$(SRCS-y)),yes)
-UNIT_SRCS := $(foreach t,$(UNIT_ALL),$(if $(call module_in,$(patsubst tests/unit/test_%.c,%,$(t))),$(t)))
+UNIT_SRCS := $(foreach t,$(filter-out $(TESTS_OFF),$(UNIT_ALL)),$(if $(call module_in,$(patsubst tests/unit/test_%.c,%,$(t))),$(t)))
 UNIT_BINS := $(patsubst tests/unit/%.c,$(O)/tests/%,$(UNIT_SRCS))
 # Paths for test fixtures. Build paths from TB_UNIT_DIR or TB_SRCDIR, not
 # from "TB_VECTORS/..": git keeps no empty folder, so a fresh clone may lack one.
 TEST_CPPFLAGS := $(CPPFLAGS) -DTB_SRCDIR='"$(CURDIR)"' -DTB_VECTORS='"$(CURDIR)/tests/vectors"' \
-	-DTB_UNIT_DIR='"$(CURDIR)/tests/unit"'
+	-DTB_UNIT_DIR='"$(CURDIR)/tests/unit"' $(LWIP_TEST_CPPFLAGS)
 
-$(O)/tests/%: tests/unit/%.c $(LIB) $(GEN)/config.h $(FLAGS_FILE) | $(SYSROOT_STAMP)
+$(O)/tests/%: tests/unit/%.c $(LIB) $(LWIP_LIB) $(GEN)/config.h $(FLAGS_FILE) | $(SYSROOT_STAMP)
 	@mkdir -p $(dir $@)
 	$(call say,CC,$<)
-	$(Q)$(CC) $(TEST_CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) -lcmocka
+	$(Q)$(CC) $(TEST_CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LWIP_LIB) $(LDLIBS) -lcmocka
 
 test-build: $(BIN_IF_WRITTEN) $(UNIT_BINS)
 
@@ -289,14 +300,14 @@ _bench: $(BIN)
 # configured out; a module not yet written makes its target fail to link.
 FUZZ_ALL := $(wildcard tests/fuzz/fuzz_*.c)
 fuzz_wanted = $(or $(call module_in,$(1)),$(filter $(call module_of,$(1)),$(SRCS_MISSING)))
-FUZZ_SRCS := $(foreach t,$(FUZZ_ALL),$(if $(call fuzz_wanted,$(patsubst tests/fuzz/fuzz_%.c,%,$(t))),$(t)))
+FUZZ_SRCS := $(foreach t,$(filter-out $(TESTS_OFF),$(FUZZ_ALL)),$(if $(call fuzz_wanted,$(patsubst tests/fuzz/fuzz_%.c,%,$(t))),$(t)))
 FUZZ_OFF := $(patsubst tests/fuzz/%.c,%,$(filter-out $(FUZZ_SRCS),$(FUZZ_ALL)))
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(O)/fuzz/%,$(FUZZ_SRCS))
 FUZZ_OBJS := $(patsubst %.c,$(O)/fuzz/lib/%.o,$(SRCS-y))
 FUZZ_LIB := $(O)/fuzz/lib/libtb.a
 FUZZ_SECONDS ?= 5
 
-$(O)/fuzz/lib/%.o: %.c $(GEN)/config.h $(FLAGS_FILE)
+$(O)/fuzz/lib/%.o: %.c $(GEN)/config.h $(FLAGS_FILE) | $(LWIP_ORDER)
 	@mkdir -p $(dir $@)
 	$(call say,FUZZCC,$<)
 	$(Q)$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,$(FUZZ_SAN) -c $< -o $@
@@ -305,9 +316,9 @@ $(FUZZ_LIB): $(FUZZ_OBJS)
 	$(call say,AR,$@)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(O)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB) $(GEN)/config.h
+$(O)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB) $(LWIP_FUZZ_LIB) $(GEN)/config.h
 	$(call say,FUZZLD,$@)
-	$(Q)$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer,$(FUZZ_SAN) -o $@ $< $(FUZZ_LIB) $(LDLIBS)
+	$(Q)$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer,$(FUZZ_SAN) -o $@ $< $(FUZZ_LIB) $(LWIP_FUZZ_LIB) $(LDLIBS)
 
 # Every target is tried; those that fail to compile or link are named at the end.
 FUZZ_OFF_NOTE := $(if $(FUZZ_OFF),echo "note: not fuzzed (module configured out): $(FUZZ_OFF)";)
@@ -380,7 +391,7 @@ endif
 
 # ---- housekeeping ----
 clean:
-	rm -rf $(O)/obj $(O)/tests $(O)/fuzz $(O)/test-logs $(O)/libtb.a $(BIN) $(BIN).stripped
+	rm -rf $(O)/obj $(O)/tests $(O)/fuzz $(O)/test-logs $(O)/libtb.a $(O)/liblwip.a $(BIN) $(BIN).stripped
 
 distclean:
 	rm -rf build

@@ -1,0 +1,30 @@
+/* tb_lwip.h: the lwIP glue shared by everything that runs lwIP in tunnelbox
+ * (the lwIP port and the tun2socks listener). Not a public header.
+ *
+ * lwIP is process-global state (its pools, PCB lists and timers), so it is
+ * initialised once per process; tb_lwip_start() does that on first use and
+ * attaches lwIP's timers to the loop: sys_check_timeouts() runs before every
+ * poll (the loop's before-sleep hook, which lwIP therefore owns) and a loop
+ * timer wakes the poll at sys_timeouts_sleeptime(). Calls nest: each start
+ * is paired with a stop; the last stop detaches the timers (lwIP has no
+ * de-init, its memory stays). */
+#ifndef TB_LWIP_GLUE_H
+#define TB_LWIP_GLUE_H
+
+#include "lwip/err.h"
+#include "lwip/ip_addr.h"
+#include "tb/addr.h"
+#include "tb/loop.h"
+
+int tb_lwip_start(tb_loop_t *loop);
+void tb_lwip_stop(tb_loop_t *loop);
+/* Runs lwIP's due timers now and re-arms the wake-up (after input bursts). */
+void tb_lwip_poll_timers(tb_loop_t *loop);
+
+/* lwIP's err_t as a TB_E* code (0 for ERR_OK). */
+int tb_lwip_err(err_t e);
+/* Addresses between tb_addr_t and lwIP's ip_addr_t (ports stay separate). */
+int tb_lwip_to_ip(const tb_addr_t *a, ip_addr_t *out);
+void tb_lwip_from_ip(const ip_addr_t *ip, uint16_t port, tb_addr_t *out);
+
+#endif

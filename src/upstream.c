@@ -4,7 +4,13 @@
  * order, then the handshake over the proxy stream, all under one timer set
  * to the connect timeout. Bytes read past the proxy's reply are kept and,
  * when there are any, the stream is handed over wrapped in a small filter
- * that delivers them first (ordinarily the raw stream is handed over). */
+ * that delivers them first (ordinarily the raw stream is handed over).
+ *
+ * UDP through a socks5 upstream (RFC 1928 §7): udp_open() starts the same
+ * request with UDP ASSOCIATE on a control connection, then sends each
+ * datagram to the relay the proxy names, behind the SOCKS5 UDP header. A
+ * few datagrams sent before the relay is known wait in a bounded queue; the
+ * association dies with its control connection. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +18,7 @@
 
 #include "tb/http.h"
 #include "tb/log.h"
+#include "tb/port.h"
 #include "tb/socks5.h"
 #include "tb/upstream.h"
 
@@ -28,8 +35,11 @@ enum { ST_RESOLVE, ST_DIAL, ST_METHOD, ST_AUTH, ST_REPLY, ST_HTTP };
 
 #define RBUF_SOCKS5 (TB_SOCKS5_REQUEST_MAX + 64)
 
+typedef struct up_udp up_udp_t;
+
 struct tb_connect_req {
 	up_connector_t *u;
+	up_udp_t *udp; /* UDP ASSOCIATE for this association; NULL: CONNECT */
 	tb_target_t target;
 	tb_connector_cb cb;
 	void *arg;
@@ -216,10 +226,13 @@ static void rbuf_consume(tb_connect_req_t *q, size_t n)
 	q->rlen -= n;
 }
 
+static void udp_relay_named(up_udp_t *uu, const tb_target_t *bnd, const tb_addr_t *proxy);
+
 static int socks5_send_request(tb_connect_req_t *q)
 {
 	uint8_t out[TB_SOCKS5_REQUEST_MAX];
-	int n = tb_socks5_client_request_build(out, sizeof(out), TB_SOCKS5_CMD_CONNECT, &q->target);
+	int n = tb_socks5_client_request_build(out, sizeof(out),
+					       q->udp ? TB_SOCKS5_CMD_UDP : TB_SOCKS5_CMD_CONNECT, &q->target);
 
 	if (n < 0)
 		return n;
@@ -263,6 +276,12 @@ static int socks5_step(tb_connect_req_t *q)
 		rbuf_consume(q, (size_t)n);
 		if (v != TB_SOCKS5_REP_OK)
 			return tb_socks5_err_from_rep(v);
+		if (q->udp) {
+			/* BND is the relay; the unspecified address means the proxy's. */
+			if (!bnd.is_ip || bnd.port == 0)
+				return TB_EPROTO;
+			udp_relay_named(q->udp, &bnd, &q->addrs[q->next - 1]);
+		}
 		return 0;
 	}
 	return TB_EPROTO;
@@ -484,9 +503,218 @@ static void up_cancel(tb_connect_req_t *q)
 		req_release(q);
 }
 
+/* ---- UDP through a socks5 upstream ---- */
+
+#define UDP_QUEUE_MAX 16		  /* datagrams waiting for the relay's address */
+#define UDP_QUEUE_BYTES (64u * 1024u)	  /* and their bytes */
+#define UDP_HDR_MAX (4 + 1 + TB_HOST_MAX + 2) /* RSV RSV FRAG ATYP, a domain, PORT */
+
+typedef struct udp_pending {
+	struct udp_pending *next;
+	size_t len; /* header and payload */
+	uint8_t data[];
+} udp_pending_t;
+
+struct up_udp {
+	tb_dgram_t d; /* first */
+	up_connector_t *u;
+	tb_connect_req_t *q; /* the handshake; NULL after it */
+	tb_stream_t *ctl;    /* the control connection, held open */
+	tb_udp_t *sock;
+	tb_addr_t relay;
+	bool ready, dead;
+	udp_pending_t *head, **tail;
+	size_t nq, qbytes;
+};
+
+static void udp_queue_clear(up_udp_t *uu)
+{
+	while (uu->head) {
+		udp_pending_t *p = uu->head;
+		uu->head = p->next;
+		free(p);
+	}
+	uu->tail = &uu->head;
+	uu->nq = uu->qbytes = 0;
+}
+
+/* The association is over (the proxy closed the control connection, or the
+ * handshake failed): later sends fail, the owner learns it from them. */
+static void udp_die(up_udp_t *uu, int err)
+{
+	if (uu->dead)
+		return;
+	tb_debug("%s: UDP association via %s ended: %s", uu->u->c.name, uu->u->proxy.host, tb_strerror(err));
+	uu->dead = true;
+	udp_queue_clear(uu);
+	if (uu->ctl) {
+		tb_stream_close(uu->ctl);
+		uu->ctl = NULL;
+	}
+}
+
+/* BND of the reply; the unspecified address means the proxy's own (the
+ * address we dialed). */
+static void udp_relay_named(up_udp_t *uu, const tb_target_t *bnd, const tb_addr_t *proxy)
+{
+	static const uint8_t zero[16];
+
+	uu->relay = bnd->addr;
+	if (!memcmp(bnd->addr.ip, zero, bnd->addr.family == TB_AF_INET ? 4 : 16))
+		uu->relay = *proxy;
+	uu->relay.port = bnd->port;
+}
+
+static void udp_recv(void *arg, tb_udp_t *u, const tb_addr_t *from, const uint8_t *data, size_t len)
+{
+	up_udp_t *uu = arg;
+	tb_target_t src;
+	uint8_t frag;
+	int n;
+
+	/* Only the relay speaks on this socket (RFC 1928 §7). */
+	if (!uu->ready || uu->dead || !tb_addr_ip_equal(from, &uu->relay) || from->port != uu->relay.port)
+		return;
+	if ((n = tb_socks5_udp_parse(data, len, &frag, &src)) < 0 || frag != 0)
+		return; /* malformed, or a fragment: dropped, as the listener does */
+	uu->d.recv(uu->d.arg, &uu->d, &src, data + n, len - (size_t)n);
+}
+
+static void ctl_on_data(void *ctx, tb_stream_t *s, const uint8_t *d, size_t n)
+{
+	/* Nothing is expected on the control connection after the reply. */
+}
+
+static void ctl_on_eof(void *ctx, tb_stream_t *s)
+{
+	udp_die(ctx, TB_ECONNRESET);
+}
+
+static void ctl_on_close(void *ctx, tb_stream_t *s, int err)
+{
+	udp_die(ctx, err < 0 ? err : TB_ECONNRESET);
+}
+
+static const tb_stream_handler_t ctl_handler = {ctl_on_data, NULL, ctl_on_eof, ctl_on_close};
+
+static int udp_send_now(up_udp_t *uu, const uint8_t *p, size_t n)
+{
+	int rc = tb_udp_send(uu->sock, &uu->relay, p, n);
+
+	return rc == TB_EAGAIN ? TB_EAGAIN : rc;
+}
+
+static void udp_ready(void *arg, tb_stream_t *s, int err)
+{
+	up_udp_t *uu = arg;
+	tb_addr_t any;
+
+	uu->q = NULL;
+	if (err < 0) {
+		udp_die(uu, err);
+		return;
+	}
+	uu->ctl = s;
+	tb_stream_set_handler(s, &ctl_handler, uu);
+	memset(&any, 0, sizeof(any));
+	any.family = uu->relay.family;
+	if ((err = tb_udp_open(uu->u->c.env->loop, &any, udp_recv, uu, &uu->sock)) < 0) {
+		udp_die(uu, err);
+		return;
+	}
+	uu->ready = true;
+	while (uu->head) {
+		udp_pending_t *p = uu->head;
+		uu->head = p->next;
+		udp_send_now(uu, p->data, p->len);
+		free(p);
+	}
+	uu->tail = &uu->head;
+	uu->nq = uu->qbytes = 0;
+}
+
+static int udp_dgram_send(tb_dgram_t *d, const tb_target_t *to, const void *data, size_t len)
+{
+	up_udp_t *uu = (up_udp_t *)d;
+	uint8_t hdr[UDP_HDR_MAX], *buf;
+	int hl, rc;
+
+	if (uu->dead)
+		return TB_ENETUNREACH;
+	if ((hl = tb_socks5_udp_build(hdr, sizeof(hdr), to)) < 0)
+		return hl;
+	if (len > 65535u - (size_t)hl)
+		return TB_ERANGE;
+	if (!uu->ready) {
+		udp_pending_t *p;
+		if (uu->nq >= UDP_QUEUE_MAX || uu->qbytes + (size_t)hl + len > UDP_QUEUE_BYTES)
+			return TB_EAGAIN;
+		if (!(p = malloc(sizeof(*p) + (size_t)hl + len)))
+			return TB_ENOMEM;
+		p->next = NULL;
+		p->len = (size_t)hl + len;
+		memcpy(p->data, hdr, (size_t)hl);
+		memcpy(p->data + hl, data, len);
+		*uu->tail = p;
+		uu->tail = &p->next;
+		uu->nq++;
+		uu->qbytes += p->len;
+		return 0;
+	}
+	if (!(buf = malloc((size_t)hl + len)))
+		return TB_ENOMEM;
+	memcpy(buf, hdr, (size_t)hl);
+	memcpy(buf + hl, data, len);
+	rc = udp_send_now(uu, buf, (size_t)hl + len);
+	free(buf);
+	return rc;
+}
+
+static void udp_dgram_close(tb_dgram_t *d)
+{
+	up_udp_t *uu = (up_udp_t *)d;
+
+	if (uu->q)
+		req_release(uu->q);
+	uu->dead = true; /* no log line: the owner ended it */
+	udp_queue_clear(uu);
+	if (uu->ctl)
+		tb_stream_close(uu->ctl);
+	if (uu->sock)
+		tb_udp_close(uu->sock);
+	free(uu);
+}
+
+static const tb_dgram_ops_t up_dgram_ops = {udp_dgram_send, udp_dgram_close};
+
 static int up_udp_open(tb_connector_t *c, tb_dgram_recv_cb cb, void *arg, tb_dgram_t **out)
 {
-	return TB_ENOTSUP; /* SOCKS5 UDP ASSOCIATE: not yet; HTTP: TCP only */
+	up_connector_t *u = (up_connector_t *)c;
+	up_udp_t *uu;
+	tb_target_t any;
+	int rc;
+
+	if (u->kind != UP_SOCKS5)
+		return TB_ENOTSUP; /* an HTTP proxy carries TCP only */
+	if (!(uu = calloc(1, sizeof(*uu))))
+		return TB_ENOMEM;
+	uu->d.ops = &up_dgram_ops;
+	uu->d.recv = cb;
+	uu->d.arg = arg;
+	uu->u = u;
+	uu->tail = &uu->head;
+	/* DST in the request: where we will send from, unknown yet: zeros. */
+	if ((rc = tb_target_set(&any, "0.0.0.0", 7, 0)) < 0) {
+		free(uu);
+		return rc;
+	}
+	if ((rc = up_connect(c, &any, udp_ready, uu, &uu->q)) < 0) {
+		free(uu);
+		return rc;
+	}
+	uu->q->udp = uu;
+	*out = &uu->d;
+	return 0;
 }
 
 static void up_free(tb_connector_t *c)

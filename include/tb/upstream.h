@@ -18,8 +18,13 @@
  * authentication TB_EDENIED; for http, 407 and 403 TB_EDENIED, 504
  * TB_ETIMEDOUT, any other non-2xx status TB_ECONNREFUSED.
  *
- * udp_open() returns TB_ENOTSUP for both protos: SOCKS5 UDP ASSOCIATE is
- * not implemented yet and an HTTP proxy carries TCP only. */
+ * udp_open(): for socks5, an association (RFC 1928 UDP ASSOCIATE) on a
+ * control connection to the proxy; datagrams go to the relay it names (its
+ * own address when it names 0.0.0.0) behind the SOCKS5 UDP header, replies
+ * from anywhere else are dropped, and up to 16 datagrams (64 KiB) wait while
+ * the association is being set up. It ends with the control connection;
+ * sends then fail with TB_ENETUNREACH. For http, TB_ENOTSUP: an HTTP proxy
+ * carries TCP only. */
 #ifndef TB_UPSTREAM_H
 #define TB_UPSTREAM_H
 

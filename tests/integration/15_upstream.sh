@@ -141,6 +141,72 @@ for kind in socks5 http; do
 	fi
 done
 
+# ---- UDP through a socks5 upstream (RFC 1928 UDP ASSOCIATE at B) ----
+start uecho.log $PY "$HERE/sockstool.py" udp-echo-server --seconds 60
+for ((i = 0; i < 100; i++)); do UEP=$(head -1 "$WORK/uecho.log" 2>/dev/null); [ -n "$UEP" ] && break; sleep 0.05; done
+check "socks5 upstream: UDP ASSOCIATE at A, datagrams relayed through B's association, all 20 echoed" \
+	$PY "$HERE/sockstool.py" udp-echo --proxy "$P1" --port "$UEP" --count 20 --size 1200
+check "socks5 upstream with user/pass: UDP echoed too" \
+	$PY "$HERE/sockstool.py" udp-echo --proxy "$P2" --port "$UEP" --count 5 --size 100
+# (A routes each datagram when it is sent, so the association itself opens)
+check "http upstream carries TCP only: a datagram routed to it is dropped, not sent some other way" \
+	bash -c "! $PY '$HERE/sockstool.py' udp-echo --proxy '$P4' --port '$UEP' --count 1 --timeout 2 >/dev/null"
+check "... and A still relays TCP through it" fetch_via "$P4" "$WORK/o4b"
+# An independent SOCKS5 UDP relay (this script's own, in Python) that names
+# its relay as 0.0.0.0: the client must send to the proxy's own address.
+cat >"$WORK/udprelay.py" <<'EOP'
+import select, socket, struct, sys, threading
+port = int(sys.argv[1])
+srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", port)); srv.listen(8)
+def serve(c):
+    c.settimeout(10)
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("127.0.0.1", 0))
+    try:
+        assert c.recv(3) == b"\x05\x01\x00"
+        c.sendall(b"\x05\x00")
+        req = c.recv(300)
+        assert req[:4] == b"\x05\x03\x00\x01", req        # UDP ASSOCIATE, IPv4 DST
+        c.sendall(b"\x05\x00\x00\x01\x00\x00\x00\x00" + struct.pack(">H", u.getsockname()[1]))
+        client = None
+        c.setblocking(False)
+        while True:
+            r, _, _ = select.select([u, c], [], [], 20)
+            if not r: break
+            if c in r:
+                try:
+                    if not c.recv(100): break
+                except BlockingIOError:
+                    pass
+            if u in r:
+                d, src = u.recvfrom(65535)
+                if src[1] == u.getsockname()[1]: continue
+                if client is None or src == client:     # from the client: unwrap
+                    if d[:3] != b"\x00\x00\x00" or d[3] != 1: continue
+                    client = src
+                    dst = (socket.inet_ntoa(d[4:8]), struct.unpack(">H", d[8:10])[0])
+                    u.sendto(d[10:], dst)
+                else:                                   # from a target: wrap
+                    u.sendto(b"\x00\x00\x00\x01" + socket.inet_aton(src[0]) + struct.pack(">H", src[1]) + d, client)
+    except (OSError, AssertionError) as e:
+        print("relay:", e, flush=True)
+    c.close(); u.close()
+while True:
+    c, _ = srv.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+EOP
+RP=$(free_port) PR=$(free_port)
+start udprelay.log $PY "$WORK/udprelay.py" "$RP"
+via_config "$WORK/ar.toml" "$PR" socks5 "endpoint = \"127.0.0.1:$RP\""
+start ar.log "$TB" -c "$WORK/ar.toml"
+if wait_port "$RP" 10 && wait_port "$PR" 10; then
+	check "an independent SOCKS5 UDP relay (BND 0.0.0.0): datagrams reach the echo server and come back" \
+		$PY "$HERE/sockstool.py" udp-echo --proxy "$PR" --port "$UEP" --count 10 --size 500
+else
+	notok "an independent SOCKS5 UDP relay (BND 0.0.0.0): datagrams reach the echo server and come back"
+	show udprelay.log ar.log
+fi
+
 # ---- linksocks -x on the side that dials ----
 if has_config LINKSOCKS; then
 	WP=$(free_port) SP=$(free_port)

@@ -76,9 +76,9 @@ def handshake(proxy_port, cmd, host, port, user=None, pw=None):
 def cmd_udp_echo(a):
     """UDP ASSOCIATE, send N datagrams to an echo server, expect them back."""
     ctl, rep, bnd = handshake(a.proxy, 3, "0.0.0.0", 0)
-    if rep != 0:
-        print("udp associate refused: rep=%r" % (rep,))
-        return 1
+    if rep != 0 or a.expect != "0":
+        print("udp associate: rep=%r (expected %s)" % (rep, a.expect))
+        return 0 if str(rep) == a.expect else 1
     u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     u.settimeout(T)
     relay = (bnd[0] if bnd[0] != "0.0.0.0" else "127.0.0.1", bnd[1])

@@ -268,6 +268,7 @@ static void print_version(void)
 		{ENABLE_GW_SOCKS5, "socks5"},   {ENABLE_GW_HTTP, "http"},   {ENABLE_GW_MIXED, "mixed"},
 		{ENABLE_CONN_DIRECT, "direct"}, {ENABLE_CONN_BLOCK, "block"}, {ENABLE_ROUTER_REGEX, "regex"},
 		{ENABLE_DNS_CARES, "c-ares"},   {ENABLE_TUN, "tun"},       {ENABLE_LINKSOCKS, "linksocks"}, {ENABLE_CONN_UPSTREAM, "upstream"},
+		{ENABLE_TUN2SOCKS, "tun2socks"},
 	};
 
 	printf("tunnelbox %s (board %s, %s)\nmodules:", TB_VERSION, CONFIG_BOARD, tb_poll_name());

@@ -1126,7 +1126,10 @@ void tb_t2s_input(tb_t2s_t *t, const uint8_t *pkt, size_t len)
 	}
 	if (udp_packet(t, pkt, len))
 		return;
-	p = pbuf_alloc(PBUF_RAW, (u16_t)len, PBUF_POOL);
+	/* From lwIP's heap, not the receive pool: a session whose owner is slow
+	 * (or still connecting) holds its segments until taken, up to its
+	 * window, and a pool sized for a few windows would run dry for all. */
+	p = pbuf_alloc(PBUF_RAW, (u16_t)len, PBUF_RAM);
 	if (!p) {
 		t->st.dropped++;
 		return;

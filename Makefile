@@ -10,6 +10,7 @@
 SHELL := /bin/bash
 MAKEFLAGS += -r --no-print-directory
 PY := /usr/bin/python3
+comma := ,
 VERSION := 0.1.0
 
 ifeq ($(V),1)
@@ -66,6 +67,7 @@ BOARD_CFLAGS :=
 BOARD_LDFLAGS :=
 BOARD_LDLIBS :=
 QEMU :=
+INTEG_TESTS :=
 DEB_PKGS :=
 SYSROOT := $(abspath $(O))/sysroot
 SYSROOT_ARCH :=
@@ -221,9 +223,12 @@ $(LIB): $(OBJS)
 	$(call say,AR,$@)
 	$(Q)rm -f $@ && $(AR) rcs $@ $^
 
+# lwIP calls back into our glue (sys_now, diagnostics): one group, either order.
+TB_LIBS := $(if $(LWIP_LIB),-Wl$(comma)--start-group $(LIB) $(LWIP_LIB) -Wl$(comma)--end-group,$(LIB))
+
 $(BIN): $(MAIN_OBJ) $(LIB) $(LWIP_LIB) $(FLAGS_FILE)
 	$(call say,LD,$@)
-	$(Q)$(CC) $(LDFLAGS) -o $@ $(MAIN_OBJ) $(LIB) $(LWIP_LIB) $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(MAIN_OBJ) $(TB_LIBS) $(LDLIBS)
 
 all: $(LIB) $(LWIP_LIB) $(BIN_IF_WRITTEN)
 lib: $(LIB) $(LWIP_LIB)
@@ -252,7 +257,7 @@ TEST_CPPFLAGS := $(CPPFLAGS) -DTB_SRCDIR='"$(CURDIR)"' -DTB_VECTORS='"$(CURDIR)/
 $(O)/tests/%: tests/unit/%.c $(LIB) $(LWIP_LIB) $(GEN)/config.h $(FLAGS_FILE) | $(SYSROOT_STAMP)
 	@mkdir -p $(dir $@)
 	$(call say,CC,$<)
-	$(Q)$(CC) $(TEST_CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LWIP_LIB) $(LDLIBS) -lcmocka
+	$(Q)$(CC) $(TEST_CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(TB_LIBS) $(LDLIBS) -lcmocka
 
 test-build: $(BIN_IF_WRITTEN) $(UNIT_BINS)
 
@@ -261,7 +266,7 @@ ifeq ($(SAN),1)
   export ASAN_OPTIONS ?= detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1
   export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
 endif
-RUN_TESTS := O=$(abspath $(O)) TB=$(abspath $(BIN)) QEMU="$(QEMU)" tests/run-tests.sh
+RUN_TESTS := O=$(abspath $(O)) TB=$(abspath $(BIN)) QEMU="$(QEMU)" INTEG_TESTS="$(INTEG_TESTS)" tests/run-tests.sh
 
 # ---- wrapped goals: deps first, then the work in a sub-make ----
 $(WRAPPED_GOALS): deps
@@ -318,7 +323,8 @@ $(FUZZ_LIB): $(FUZZ_OBJS)
 
 $(O)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB) $(LWIP_FUZZ_LIB) $(GEN)/config.h
 	$(call say,FUZZLD,$@)
-	$(Q)$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer,$(FUZZ_SAN) -o $@ $< $(FUZZ_LIB) $(LWIP_FUZZ_LIB) $(LDLIBS)
+	$(Q)$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer,$(FUZZ_SAN) -o $@ $< \
+	  $(if $(LWIP_FUZZ_LIB),-Wl$(comma)--start-group $(FUZZ_LIB) $(LWIP_FUZZ_LIB) -Wl$(comma)--end-group,$(FUZZ_LIB)) $(LDLIBS)
 
 # Every target is tried; those that fail to compile or link are named at the end.
 FUZZ_OFF_NOTE := $(if $(FUZZ_OFF),echo "note: not fuzzed (module configured out): $(FUZZ_OFF)";)

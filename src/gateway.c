@@ -383,6 +383,9 @@ static int load_globals(tb_gw_t *gw, const tb_conf_t *conf, tb_conf_err_t *err)
 		tb_info("buffer_size: tunnelbox bounds every queue itself; the rog pool option is ignored");
 	if (tb_conf_get(root, "reverse_server"))
 		tb_warn("reverse_server is rog-only and not supported; ignored");
+	/* The port's own settings ([port.lwip]) come before its resolver and listeners. */
+	if ((rc = tb_port_configure(tb_conf_get(root, "port"), err)) < 0)
+		return rc;
 	if ((rc = tb_dns_new(gw->loop, dns, &gw->dns)) < 0) {
 		tb_conf_set_err(err, tb_conf_get(root, "dns"), "cannot set up the resolver");
 		return rc;

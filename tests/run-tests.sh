@@ -12,6 +12,8 @@
 #   UNIT_TIMEOUT      seconds per unit binary (default 60, 300 under QEMU)
 #   INTEG_TIMEOUT     seconds per integration script (default 180)
 #   TESTS             only binaries and scripts whose name contains one of these words
+#   INTEG_TESTS       the board's own selection of integration scripts (same
+#                     matching; board.mk sets it, e.g. linux-lwip: "lwip")
 #   VERBOSE=1         print every script's whole output, not only on failure
 #
 # A unit binary reports through cmocka's TAP output. An integration script
@@ -145,6 +147,12 @@ parse_tap() {
 	done <"$log"
 }
 
+board_selected() { # board_selected NAME: is NAME picked by $INTEG_TESTS (all when unset)?
+	local w
+	[ -n "${INTEG_TESTS:-}" ] || return 0
+	for w in $INTEG_TESTS; do [[ $1 == *"$w"* ]] && return 0; done
+	return 1
+}
 selected() { # selected NAME: is NAME picked by $TESTS (all when unset)?
 	local w
 	[ -n "${TESTS:-}" ] || return 0
@@ -193,7 +201,7 @@ run_unit() {
 run_integration() {
 	local scripts=() s name log
 	for s in "$root"/tests/integration/*.sh; do
-		selected "$(basename "$s")" && scripts+=("$s")
+		selected "$(basename "$s")" && board_selected "$(basename "$s")" && scripts+=("$s")
 	done
 	echo "${c_hd}== integration tests (${#scripts[@]} scripts, TB=$TB)${c_off}"
 	if [ ! -x "$TB" ] && [ ${#scripts[@]} -gt 0 ]; then

@@ -11,8 +11,17 @@
 #define TB_PORT_H
 
 #include "tb/addr.h"
+#include "tb/conf.h"
 #include "tb/loop.h"
 #include "tb/stream.h"
+
+/* ---- settings ---- */
+/* The configuration's [port] table (NULL when absent), read while the
+ * gateway loads its file, before any listener opens. Only validates and
+ * stores (so --check touches no device); keys it reads are marked used, the
+ * rest are warned about. The POSIX port has none; the lwIP port reads
+ * [port.lwip] (netif, device, address, netmask, gateway, dns). */
+int tb_port_configure(const tb_conf_val_t *port_table, tb_conf_err_t *err);
 
 /* ---- clock and randomness ---- */
 uint64_t tb_port_now_ms(void); /* monotonic */

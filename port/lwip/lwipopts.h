@@ -25,6 +25,8 @@
 #define LWIP_IPV6 ENABLE_LWIP_IPV6
 #define LWIP_IPV6_AUTOCONFIG 0   /* addresses come from the configuration, not from RAs */
 #define LWIP_IPV6_DHCP6 0
+/* ip6_frag.c keeps a pointer in the fragment header's 8 bytes: too small on 64-bit hosts. */
+#define IPV6_FRAG_COPYHEADER (__SIZEOF_POINTER__ > 4)
 #define LWIP_ARP ENABLE_PORT_LWIP /* only the lwIP port drives a tap (Ethernet) netif */
 #define LWIP_ETHERNET ENABLE_PORT_LWIP
 #define ARP_TABLE_SIZE 16        /* a LAN segment's worth of neighbours */

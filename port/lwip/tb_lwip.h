@@ -27,4 +27,28 @@ int tb_lwip_err(err_t e);
 int tb_lwip_to_ip(const tb_addr_t *a, ip_addr_t *out);
 void tb_lwip_from_ip(const ip_addr_t *ip, uint16_t port, tb_addr_t *out);
 
+/* ---- the netif (netif.c) ---- */
+typedef struct tb_lwip_netif tb_lwip_netif_t;
+typedef struct tb_lwip_netif_conf {
+	bool tap;        /* Ethernet with ARP; else tun (bare IP) */
+	char device[16]; /* IFNAMSIZ */
+	tb_addr_t address, netmask, gateway;
+	char dns[128];   /* "ip[,ip]" or empty */
+	uint8_t mac[6];
+} tb_lwip_netif_conf_t;
+/* Frames a device-less netif sends (tests, fuzzing); borrowed for the call. */
+typedef void (*tb_lwip_sink_cb)(void *arg, const uint8_t *frame, size_t len);
+
+/* fd: an open tap/tun descriptor (watched by the loop), or -1 for a netif
+ * whose frames go to sink. The netif becomes lwIP's default. */
+int tb_lwip_netif_new(tb_loop_t *loop, const tb_lwip_netif_conf_t *c, int fd, tb_lwip_sink_cb sink, void *arg,
+		      tb_lwip_netif_t **out);
+void tb_lwip_netif_free(tb_lwip_netif_t *n);
+/* One received frame (Ethernet for tap, IP for tun), copied into a pbuf. */
+void tb_lwip_netif_input(tb_lwip_netif_t *n, const uint8_t *frame, size_t len);
+
+/* The lwIP port's netif from [port.lwip], opened on first use. */
+int tb_lwip_port_up(tb_loop_t *loop);
+const char *tb_lwip_port_dns(void); /* [port.lwip] dns, or NULL */
+
 #endif

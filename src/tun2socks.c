@@ -1120,7 +1120,9 @@ void tb_t2s_input(tb_t2s_t *t, const uint8_t *pkt, size_t len)
 {
 	struct pbuf *p;
 
-	if (len < 1 || len > 0xffff || len > t->o.mtu) {
+	unsigned v = len ? pkt[0] >> 4 : 0;
+
+	if (len > 0xffff || len > t->o.mtu || !((v == 4 && len >= IP4_HLEN_MIN) || (v == 6 && len >= IP6_HLEN_FIX))) {
 		t->st.dropped++;
 		return;
 	}

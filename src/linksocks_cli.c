@@ -27,6 +27,7 @@
 
 #include "tb/app.h"
 #include "tb/linksocks.h"
+#include "tb/linksocks_client.h"
 #include "tb/log.h"
 #include "tb/port.h"
 
@@ -62,7 +63,7 @@ struct cli {
 	const char *token, *url, *ws_host, *socks_host, *user, *pass;
 	const char *conn_token, *api_key, *upstream;
 	long ws_port, socks_port, threads, buffer_size, debug;
-	bool reverse, fast_open, autonomy, no_reconnect, retry_auth, print_config;
+	bool reverse, fast_open, autonomy, no_reconnect, retry_auth, print_config, no_env_proxy;
 	bool ignored;	  /* where accepted-but-ignored switches land */
 	bool seen[O_MAX]; /* given on the command line: its variable is ignored */
 	char random_token[2 * RANDOM_TOKEN_BYTES + 1];
@@ -117,7 +118,7 @@ static const struct flag flags[] = {
 	{"threads", ARG, 'T', CLI, F_INT, AT(threads), NULL, -1000000, 1000000},
 	{"upstream-proxy", ARG, 'x', BOTH, F_STR, AT(upstream), "LINKSOCKS_UPSTREAM_PROXY"},
 	{"fast-open", OPT, 'f', BOTH, F_BOOL, AT(fast_open), "LINKSOCKS_FASTOPEN"},
-	{"no-env-proxy", OPT, 'E', CLI, F_BOOL, AT(ignored)},
+	{"no-env-proxy", OPT, 'E', CLI, F_BOOL, AT(no_env_proxy)},
 	{"debug", OPT, 'd', BOTH, F_INT, AT(debug), NULL, 0, 100},
 	{"connector-wait-provider", ARG, O_IGNORE, SRV},
 	{"direct-enable", OPT, O_IGNORE, SRV, F_BOOL, AT(ignored)},
@@ -200,7 +201,8 @@ static void client_help(const char *cmd)
 	       "  -d, --debug                debug logs\n"
 	       "  -c, --connector-token TOK  with -r: register this connector token (autonomy)\n"
 	       "  -x, --upstream-proxy URL   with -r: socks5:// or http:// proxy for the dials\n"
-	       "  -i, -E, --direct-mode relay-only|auto, --direct-*, --stun-server: accepted, no effect\n"
+	       "  -E, --no-env-proxy         ignore HTTP_PROXY/HTTPS_PROXY/NO_PROXY for the WebSocket dial\n"
+	       "  -i, --direct-mode relay-only|auto, --direct-*, --stun-server: accepted, no effect\n"
 	       "      --print-config         print the equivalent tunnelbox configuration and exit\n",
 	       strcmp(cmd, "provider") == 0 ? " as a provider (client -r)" : "", cmd, THREADS_MAX);
 }
@@ -584,7 +586,61 @@ static int server_text(struct cli *c, FILE *t)
 	return 0;
 }
 
-static void put_client_keys(const struct cli *c, FILE *t)
+/* Go's getEnvAny: the first of the names that is set and not empty. */
+static const char *env_any(const char *upper, const char *lower, const char **name)
+{
+	const char *v = getenv(upper);
+
+	*name = upper;
+	if (v && *v)
+		return v;
+	*name = lower;
+	v = getenv(lower);
+	return v && *v ? v : NULL;
+}
+
+/* §2.2: the WebSocket dial honours http_proxy/https_proxy as the reference
+ * (Go's http.ProxyFromEnvironment) unless -E. Decided here, for the URL's
+ * host, and written as `proxy = ...`: the loopback and NO_PROXY exemptions
+ * depend on it. 0, or a usage error. */
+static int env_proxy(struct cli *c, char *out, size_t cap)
+{
+	const char *http_name, *https_name, *no_name, *name;
+	const char *http = env_any("HTTP_PROXY", "http_proxy", &http_name);
+	const char *https = env_any("HTTPS_PROXY", "https_proxy", &https_name);
+	const char *no = env_any("NO_PROXY", "no_proxy", &no_name);
+	tb_ls_url_t *u;
+	int rc;
+
+	out[0] = '\0';
+	if (c->no_env_proxy || (!http && !https))
+		return 0;
+	if (!(u = malloc(sizeof(*u))))
+		return 1;
+	if (tb_ls_url_parse(c->url, u) < 0) {
+		free(u); /* the configuration check reports the URL */
+		return 0;
+	}
+	name = u->tls ? https_name : http_name;
+	if (!u->tls && http && getenv("REQUEST_METHOD")) {
+		/* Go refuses HTTP_PROXY in a CGI environment (httpoxy). */
+		tb_warn("linksocks: REQUEST_METHOD is set (CGI): %s ignored", name);
+		http = NULL;
+	}
+	rc = tb_ls_proxy_for(u, http, https, no, out, cap);
+	free(u);
+	if (rc == TB_ENOTSUP)
+		return usage_err(c, "%s: an https:// proxy is not supported; use http:// or socks5://, or -E",
+				 name);
+	if (rc < 0) {
+		/* Go ignores a value it cannot parse; say so at least. */
+		tb_warn("linksocks: %s: not a proxy URL; ignored", name);
+		out[0] = '\0';
+	}
+	return 0;
+}
+
+static void put_client_keys(const struct cli *c, FILE *t, const char *proxy)
 {
 	long threads = c->threads;
 
@@ -608,22 +664,26 @@ static void put_client_keys(const struct cli *c, FILE *t)
 		fputs("reconnect = false\n", t);
 	if (c->retry_auth)
 		fputs("retry_auth = true\n", t);
+	if (*proxy)
+		put_str(t, "proxy", proxy); /* from the environment */
 }
 
 static int client_text(struct cli *c, FILE *t)
 {
-	char socks[TB_ADDR_STRLEN];
+	char socks[TB_ADDR_STRLEN], proxy[TB_LS_PROXY_URL_MAX];
 	int rc;
 
 	if ((rc = unsupported(c, given(c->upstream) && !upstream_proto(c->upstream), c->reverse,
 			      "-x/--upstream-proxy", NO_PROXY)) ||
-	    (rc = unsupported(c, given(c->upstream) && !c->reverse, false, "-x/--upstream-proxy", NO_PROXY)))
+	    (rc = unsupported(c, given(c->upstream) && !c->reverse, false, "-x/--upstream-proxy",
+			      NO_PROXY)) ||
+	    (rc = env_proxy(c, proxy, sizeof(proxy))))
 		return rc;
 	fprintf(t, "# linksocks %s, from the command line\n", c->cmd);
 	if (c->reverse) {
 		fputs("[[listener]]\nname = \"provider\"\nproto = \"linksocks-provider\"\nrouter = \"main\"\n",
 		      t);
-		put_client_keys(c, t);
+		put_client_keys(c, t, proxy);
 		if (given(c->conn_token))
 			put_str(t, "connector_token", c->conn_token);
 		put_egress_router(c, t, true);
@@ -642,7 +702,7 @@ static int client_text(struct cli *c, FILE *t)
 		fputs(" }\n", t);
 	}
 	fputs("\n[[connector]]\nname = \"linksocks\"\nproto = \"linksocks\"\n", t);
-	put_client_keys(c, t);
+	put_client_keys(c, t, proxy);
 	fputs("\n[[router]]\nname = \"main\"\ndefault = \"linksocks\"\n", t);
 	return 0;
 }

@@ -35,7 +35,7 @@ LWIP_CPPFLAGS := -Iport/lwip -I$(LWIP_DIR)/src/include -I$(O)/include -Iinclude 
 LWIP_WARN := -Wall -Wno-address -Wno-unused-but-set-variable -Wno-error
 LWIP_CFLAGS := -std=gnu11 $(OPT) $(SANFLAGS) -ffunction-sections -fdata-sections -MMD -MP \
 	$(BOARD_CFLAGS) $(EXTRA_CFLAGS) $(LWIP_WARN)
-LWIP_FUZZ_CFLAGS := -std=gnu11 -O1 -g -fno-omit-frame-pointer -fno-sanitize-recover=undefined \
+LWIP_FUZZ_CFLAGS := -std=gnu11 -O1 -g -fno-omit-frame-pointer -fno-sanitize-recover=undefined -Wno-tautological-constant-out-of-range-compare \
 	-MMD -MP $(EXTRA_CFLAGS) $(LWIP_WARN) -fsanitize=fuzzer-no-link,$(FUZZ_SAN)
 
 ifeq ($(CONFIG_LWIP),y)

@@ -258,6 +258,8 @@ int tb_lwip_netif_new(tb_loop_t *loop, const tb_lwip_netif_conf_t *c, int fd, tb
 		netif_create_ip6_linklocal_address(&n->nif, 1);
 #endif
 	netif_set_default(&n->nif);
+	if (!port.nif)
+		port.nif = n; /* the first netif serves the port (a device-less one in tests) */
 	netif_set_link_up(&n->nif);
 	netif_set_up(&n->nif);
 	if (fd >= 0 && (rc = tb_loop_add_fd(loop, fd, TB_EV_READ, device_event, n)) < 0) {

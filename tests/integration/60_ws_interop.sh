@@ -16,8 +16,11 @@ PEER=("$PY" "$HERE/ws_peer.py")
 # ---- the C peer, built against this build's library (and its sanitizers) ----
 read -ra SAN <<<"$(grep -o -- '-fsanitize=[^ ]*' "$OUT/.flags" 2>/dev/null | head -1)"
 ECHO=$WORK/ws_echo
+# With lwIP configured (tun2socks), the library calls into liblwip.a and back.
+LIBS=("$OUT/libtb.a")
+[ -f "$OUT/liblwip.a" ] && LIBS=(-Wl,--start-group "$OUT/libtb.a" "$OUT/liblwip.a" -Wl,--end-group)
 if ! cc -std=gnu11 -O1 -g "${SAN[@]}" -I"$ROOT/include" -I"$OUT/include" -D_GNU_SOURCE \
-	"$HERE/ws_echo.c" "$OUT/libtb.a" -Wl,--as-needed -lmbedtls -lmbedx509 -lmbedcrypto -lcares -lz \
+	"$HERE/ws_echo.c" "${LIBS[@]}" -Wl,--as-needed -lmbedtls -lmbedx509 -lmbedcrypto -lcares -lz \
 	-o "$ECHO" 2>"$WORK/cc.log"; then
 	cat "$WORK/cc.log"
 	notok "ws_echo builds against $OUT/libtb.a"

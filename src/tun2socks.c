@@ -1236,8 +1236,9 @@ void tb_t2s_free(tb_t2s_t *t)
 			continue;
 		}
 		tcp_sess_t *ts = tb_container_of(s, tcp_sess_t, b);
+		bool owned = ts->owned; /* an unowned one is freed by ts_end */
 		ts_end(ts, TB_ECANCELED);
-		if (ts->owned && !ts->closed) {
+		if (owned && !ts->closed) {
 			/* Its owner closes it later, without us. */
 			tb_defer_cancel(t->loop, &ts->work);
 			ts->orphan = true;

@@ -11,13 +11,14 @@
  * The wire has no half-close either (§4.3): shutdown() sends Disconnect and
  * ends the channel both ways.
  *
- * Batching (§4.2) never waits for more data: what a channel's writer hands
- * over during one loop turn (a relay reads a socket up to four times per
- * readiness) is coalesced and sent as one Data message when the turn ends,
- * or at once when it reaches batch_max. An interactive flow, one write per
- * turn, goes out exactly as before; a bulk flow sends fewer, larger
- * messages. A message of at least compress_min bytes is gzipped (§3.5)
- * when that makes it smaller. */
+ * Batching (§4.2) never waits for more data: small writes a channel's
+ * writer hands over during one loop turn are coalesced and sent as one Data
+ * message when the turn ends (or once they reach 16 KiB); a write of 16 KiB
+ * or more is a message by itself, sent from the caller's memory, so a bulk
+ * flow costs no copy. An interactive flow, one write per turn, goes out as
+ * before; a chatty one sends fewer, larger messages. batch_max caps every
+ * message. A message of at least compress_min bytes is gzipped (§3.5) when
+ * that makes it smaller. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,10 @@
 #define STALL_MS 30000u          /* §11: a channel may hold the WebSocket this long */
 #define UDP_MAX_PAYLOAD 65535u
 #define BATCH_MAX_DEFAULT (1u << 20) /* the reference's read buffer B (§4.2) */
+/* Writes this big are sent as they come (no copy); smaller ones are
+ * coalesced up to it. A batch buffer so stays under 32 KiB: malloc's heap,
+ * not a fresh mapping (and its page faults) per turn. */
+#define BATCH_DIRECT 16384u
 
 typedef struct tb_ls_chan tb_ls_chan_t;
 
@@ -260,16 +265,16 @@ static void chan_flush_cb(tb_loop_t *loop, void *arg)
 		chan_flush(c);
 }
 
-/* Appends to the batch, growing it up to batch_max. */
+/* Appends to the batch (it stays under 2 * BATCH_DIRECT). */
 static int chan_batch(tb_ls_chan_t *c, const void *data, size_t len)
 {
 	if (c->olen + len > c->ocap) {
-		size_t cap = TB_MAX(c->ocap * 2, TB_MAX(c->olen + len, (size_t)4096));
-		uint8_t *ob = realloc(c->ob, TB_MIN(cap, c->mux->o.batch_max));
+		size_t cap = TB_MAX(c->ocap * 2, TB_MAX(c->olen + len, (size_t)1024));
+		uint8_t *ob = realloc(c->ob, cap);
 		if (!ob)
 			return TB_ENOMEM;
 		c->ob = ob;
-		c->ocap = TB_MIN(cap, c->mux->o.batch_max);
+		c->ocap = cap;
 	}
 	memcpy(c->ob + c->olen, data, len);
 	c->olen += len;
@@ -339,26 +344,31 @@ static void chan_deliver_cb(tb_loop_t *loop, void *arg)
 static int chan_write(tb_stream_t *s, const void *data, size_t len)
 {
 	tb_ls_chan_t *c = (tb_ls_chan_t *)s;
-	size_t max;
+	size_t max, direct;
 	int rc = 0;
 
 	if (!c->mux || c->state == CH_DONE)
 		return TB_EPIPE;
 	max = c->mux->o.batch_max;
+	direct = TB_MIN((size_t)BATCH_DIRECT, max);
 	while (len > 0) {
 		int r = 0;
-		if (c->olen == 0 && len >= max) {
-			/* A whole message straight from the caller's memory. */
-			r = send_tcp_data(c, data, max);
-			data = (const uint8_t *)data + max;
-			len -= max;
+		if (c->olen == 0 && len >= direct) {
+			/* Big enough to be a message by itself: straight from the
+			 * caller's memory, no copy (a bulk flow's every read). */
+			size_t n = TB_MIN(len, max);
+			r = send_tcp_data(c, data, n);
+			data = (const uint8_t *)data + n;
+			len -= n;
+		} else if (len >= direct) {
+			r = chan_flush(c); /* the small bytes before it go first */
 		} else {
 			size_t n = TB_MIN(len, max - c->olen);
 			if (chan_batch(c, data, n) < 0)
 				return TB_ENOMEM;
 			data = (const uint8_t *)data + n;
 			len -= n;
-			if (c->olen == max)
+			if (c->olen >= direct)
 				r = chan_flush(c);
 		}
 		if (r < 0 && r != TB_ENOBUFS)

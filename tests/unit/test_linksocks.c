@@ -536,16 +536,21 @@ static void test_batch_max(void **state)
 	for (size_t i = 0; i < sizeof(in); i++)
 		in[i] = (uint8_t)(i * 31 + 7);
 	open_channel_opts(&f, &o);
-	/* Full messages leave at once; only the tail waits for the turn. */
+	/* A small write waits for the turn; a big one first sends what waits,
+	 * then full messages at once; only its tail waits. */
 	assert_int_equal(tb_stream_write(f.o.s, in, 300), 0);
+	assert_int_equal(f.w.n, 0);
 	assert_int_equal(tb_stream_write(f.o.s, in + 300, 2500), 0);
-	assert_int_equal(f.w.n, 2);
-	assert_int_equal(f.w.len[0], 24 + 1024);
+	assert_int_equal(f.w.n, 3);
+	assert_int_equal(f.w.len[0], 24 + 300);
 	assert_int_equal(f.w.len[1], 24 + 1024);
+	assert_int_equal(f.w.len[2], 24 + 1024);
 	assert_int_equal(tb_stream_write(f.o.s, in + 2800, 2200), 0);
-	assert_int_equal(f.w.n, 4);
+	assert_int_equal(f.w.n, 6); /* 452 left from before, 1024, 1024 */
+	assert_int_equal(f.w.len[3], 24 + 452);
 	tb_loop_once(f.loop, 0);
-	assert_int_equal(f.w.n, 5);
+	assert_int_equal(f.w.n, 7); /* the last 152 */
+	assert_int_equal(f.w.len[6], 24 + 152);
 	for (size_t i = 0; i < f.w.n; i++)
 		assert_true(f.w.len[i] <= 24 + 1024);
 	assert_int_equal(wire_payload(&f.w, f.id, out, sizeof(out), &ngz), sizeof(in));
@@ -573,26 +578,32 @@ static void test_compress_on_send(void **state)
 	/* Below the threshold: sent as is. */
 	assert_int_equal(tb_stream_write(f.o.s, text, 100), 0);
 	tb_loop_once(f.loop, 0);
-	/* At or above it and smaller gzipped: gzip (§3.5), one member. */
+	assert_int_equal(f.w.n, 1);
+	/* At or above it and smaller gzipped: gzip (§3.5), one member each. */
 	for (size_t off = 100; off < sizeof(text); off += 32768)
 		assert_int_equal(tb_stream_write(f.o.s, text + off, TB_MIN(32768, sizeof(text) - off)), 0);
 	tb_loop_once(f.loop, 0);
-	assert_int_equal(f.w.n, 2);
+	assert_int_equal(f.w.n, 8); /* 6 writes of 32 KiB, then the last 3292 bytes */
 	tb_ls_msg_t m;
+	for (size_t i = 1; i < 7; i++) {
+		assert_int_equal(tb_ls_msg_decode(f.w.msg[i], f.w.len[i], &m), 0);
+		assert_int_equal(m.data.compression, TB_LS_COMP_GZIP);
+		assert_true(m.data.len < 2000);
+		/* The header Go writes: magic, deflate, no flags, mtime 0, OS ff. */
+		assert_memory_equal(m.data.payload, "\x1f\x8b\x08\x00\x00\x00\x00\x00", 8);
+		assert_int_equal(m.data.payload[9], 0xff);
+	}
 	last_msg(&f.w, &m);
-	assert_int_equal(m.data.compression, TB_LS_COMP_GZIP);
-	assert_true(m.data.len < 10000);
-	/* The header Go writes: magic, deflate, no flags, mtime 0, OS ff. */
-	assert_memory_equal(m.data.payload, "\x1f\x8b\x08\x00\x00\x00\x00\x00", 8);
-	assert_int_equal(m.data.payload[9], 0xff);
+	assert_int_equal(m.data.len, 3292); /* under the threshold: as is */
+	assert_int_equal(m.data.compression, TB_LS_COMP_NONE);
 	/* Above the threshold but not smaller gzipped: sent as is. */
 	assert_int_equal(tb_stream_write(f.o.s, noise, sizeof(noise)), 0);
 	tb_loop_once(f.loop, 0);
-	assert_int_equal(f.w.n, 3);
+	assert_int_equal(f.w.n, 9);
 	last_msg(&f.w, &m);
 	assert_int_equal(m.data.compression, TB_LS_COMP_NONE);
 	n = wire_payload(&f.w, f.id, out, sizeof(out), &ngz);
-	assert_int_equal(ngz, 1);
+	assert_int_equal(ngz, 6);
 	assert_int_equal(n, sizeof(text) + sizeof(noise));
 	assert_memory_equal(out, text, sizeof(text));
 	assert_memory_equal(out + sizeof(text), noise, sizeof(noise));

@@ -880,7 +880,7 @@ static tb_tls_config_t *tls_config(ls_client_t *cl, char *why, size_t whylen)
  * name are the current host), then the upgrade. */
 static void on_stream(ls_conn_t *k, tb_stream_t *s, int err, const char *what)
 {
-	char why[200];
+	char why[TB_HOST_MAX + 96];
 
 	if (err < 0) {
 		snprintf(why, sizeof(why), "%s: %s", what, tb_strerror(err));
@@ -917,9 +917,11 @@ static void on_tcp(void *arg, tb_stream_t *s, int err)
 static void on_proxied(void *arg, tb_stream_t *s, int err)
 {
 	ls_conn_t *k = arg;
+	char what[sizeof(k->cl->proxy_desc) + 16];
 
 	k->pq = NULL;
-	on_stream(k, s, err, "through the proxy");
+	snprintf(what, sizeof(what), "through the %s", k->cl->proxy_desc);
+	on_stream(k, s, err, what);
 }
 
 static void on_resolved(void *arg, int err, const tb_addr_t *addrs, size_t n)

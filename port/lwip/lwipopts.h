@@ -123,9 +123,10 @@
 #if CONFIG_LWIP_TCP_SEGS > 0
 #define MEMP_NUM_TCP_SEG CONFIG_LWIP_TCP_SEGS
 #else
-/* Four connections may fill their send queues at once; every other one gets 8 segments. */
-#define MEMP_NUM_TCP_SEG                                                                           \
-	(TCP_SND_QUEUELEN * (MEMP_NUM_TCP_PCB < 4 ? MEMP_NUM_TCP_PCB : 4) + 8 * MEMP_NUM_TCP_PCB)
+/* Four connections may fill their send queues at once; every other one gets 8
+ * segments; lwIP counts a pool in 16 bits. */
+#define TB_TCP_SEG_WANT (TCP_SND_QUEUELEN * (MEMP_NUM_TCP_PCB < 4 ? MEMP_NUM_TCP_PCB : 4) + 8 * MEMP_NUM_TCP_PCB)
+#define MEMP_NUM_TCP_SEG (TB_TCP_SEG_WANT < 0xffff ? TB_TCP_SEG_WANT : 0xffff)
 #endif
 #if MEMP_NUM_TCP_SEG < TCP_SND_QUEUELEN
 #error "CONFIG_LWIP_TCP_SEGS is below one full send queue (4 * TCP_SND_BUF / TCP_MSS): raise it, or lower the send buffer"
@@ -139,11 +140,14 @@
 /* Two windows in flight (one held by a slow consumer, one arriving) plus slack for ARP/ICMP/UDP. */
 #define PBUF_POOL_SIZE (2 * ((TCP_WND + TB_PBUF_PAYLOAD - 1) / TB_PBUF_PAYLOAD) + 16)
 #endif
+#if PBUF_POOL_SIZE > 0xffff
+#error "PBUF_POOL_SIZE must fit lwIP's 16-bit pool count: lower CONFIG_LWIP_TCP_WND or set CONFIG_LWIP_PBUF_POOL_SIZE"
+#endif
 #if PBUF_POOL_SIZE * TB_PBUF_PAYLOAD < TCP_WND
 #error "CONFIG_LWIP_PBUF_POOL_SIZE cannot hold one receive window (TCP_WND / TCP_MSS pbufs): raise it or set 0"
 #endif
 /* Pbufs that reference caller memory (PBUF_REF/ROM): UDP sends and lwIP's ICMP/ARP replies. */
-#define MEMP_NUM_PBUF (16 + MEMP_NUM_UDP_PCB)
+#define MEMP_NUM_PBUF (MEMP_NUM_UDP_PCB < 0xffff - 16 ? 16 + MEMP_NUM_UDP_PCB : 0xffff)
 
 /* Rough object sizes on a 64-bit host, for the derived heap only. */
 #define TB_SZ_TCP_PCB 256
@@ -165,10 +169,13 @@
 #define MEM_SIZE (CONFIG_LWIP_MEM_SIZE_KB * 1024)
 #else
 /* Send data (copied into PBUF_RAM) for a quarter of the connections at a full
- * buffer, at least two full buffers, plus 16 KiB for UDP and control replies. */
-#define TB_MEM_SEND_QUARTER (((MEMP_NUM_TCP_PCB + 3) / 4) * TCP_SND_BUF)
+ * buffer, at least two full buffers, at most 64 MiB (counted in KiB so the
+ * sum stays in an int), plus 16 KiB for UDP and control replies. */
+#define TB_MEM_SEND_KB (((MEMP_NUM_TCP_PCB + 3) / 4) * ((TCP_SND_BUF + 1023) / 1024))
+#define TB_MEM_SEND_KB_MIN (2 * ((TCP_SND_BUF + 1023) / 1024))
+#define TB_MEM_SEND_KB_CAPPED (TB_MEM_SEND_KB < 65536 ? TB_MEM_SEND_KB : 65536)
 #define MEM_SIZE                                                                                   \
-	((TB_MEM_SEND_QUARTER > 2 * TCP_SND_BUF ? TB_MEM_SEND_QUARTER : 2 * TCP_SND_BUF) +        \
+	((TB_MEM_SEND_KB_CAPPED > TB_MEM_SEND_KB_MIN ? TB_MEM_SEND_KB_CAPPED : TB_MEM_SEND_KB_MIN) * 1024 + \
 	 16 * 1024 + TB_MEM_POOLS_WORST)
 #endif
 #if MEM_SIZE < 2 * TCP_SND_BUF

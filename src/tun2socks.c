@@ -46,6 +46,7 @@
 #define DNS_PORT 53
 #define MTU_MIN 576
 #define TX_CHUNK 0xffffu /* tcp_write and tcp_recved take 16-bit lengths */
+#define RXBUF_SIZE 32768 /* received segments handed over at once */
 
 enum { KIND_TCP, KIND_UDP };
 
@@ -93,6 +94,7 @@ struct tb_t2s {
 	udp_sess_t **buckets;
 	size_t nbuckets; /* a power of two */
 	uint8_t *txbuf;  /* one outgoing packet (mtu bytes) */
+	uint8_t *rxbuf;  /* RXBUF_SIZE: segments gathered for one hand-over */
 	uint16_t ip_id;
 	uint32_t frag_id;
 	tb_t2s_stats_t st;
@@ -475,10 +477,12 @@ static void ts_recved_n(tcp_sess_t *ts, size_t n)
 
 static void ts_deliver(tcp_sess_t *ts)
 {
+	uint8_t *buf = ts->b.t->rxbuf;
 	size_t taken = 0;
 
 	while (ts->rx && !ts->paused && !ts->closed) {
 		struct pbuf *q = ts->rx;
+		const uint8_t *p = q->payload;
 		u16_t n = q->len;
 
 		if (n == 0) { /* an empty pbuf in the chain */
@@ -487,16 +491,28 @@ static void ts_deliver(tcp_sess_t *ts)
 			pbuf_free(q);
 			continue;
 		}
-		tb_stream_emit_data(&ts->s, q->payload, n);
+		/* Segments are gathered into one hand-over (one send() by the
+		 * relay instead of one per segment); a lone one goes as it is. */
+		if (q->next && n < RXBUF_SIZE) {
+			n = pbuf_copy_partial(q, buf, (u16_t)TB_MIN((size_t)q->tot_len, (size_t)RXBUF_SIZE), 0);
+			p = buf;
+		}
+		tb_stream_emit_data(&ts->s, p, n);
 		if (ts->closed)
 			break;
-		/* Frees q; rx becomes the rest of the chain. */
+		/* Frees what was handed over; rx becomes the rest of the chain. */
 		ts->rx = pbuf_free_header(q, n);
 		taken += n;
 	}
 	if (taken) {
 		sess_touch(&ts->b);
 		ts_recved_n(ts, taken);
+	}
+	/* lwIP holds a lone segment's ACK for its 250 ms fast timer; a sender
+	 * whose window is full then waits that long. The turn is over: ACK. */
+	if (ts->pcb && (ts->pcb->flags & TF_ACK_DELAY)) {
+		tcp_ack_now(ts->pcb);
+		tcp_output(ts->pcb);
 	}
 }
 
@@ -1179,9 +1195,10 @@ int tb_t2s_new(tb_loop_t *loop, const tb_t2s_opts_t *o, const tb_t2s_env_t *env,
 	t->nbuckets = nb;
 	t->buckets = calloc(nb, sizeof(*t->buckets));
 	t->txbuf = malloc(o->mtu);
+	t->rxbuf = malloc(RXBUF_SIZE);
 	tb_port_random(&t->ip_id, sizeof(t->ip_id));
 	tb_port_random(&t->frag_id, sizeof(t->frag_id));
-	if (!t->buckets || !t->txbuf) {
+	if (!t->buckets || !t->txbuf || !t->rxbuf) {
 		rc = TB_ENOMEM;
 		goto fail;
 	}
@@ -1200,6 +1217,7 @@ int tb_t2s_new(tb_loop_t *loop, const tb_t2s_opts_t *o, const tb_t2s_env_t *env,
 fail:
 	free(t->buckets);
 	free(t->txbuf);
+	free(t->rxbuf);
 	free(t);
 	return rc;
 }
@@ -1258,6 +1276,7 @@ void tb_t2s_free(tb_t2s_t *t)
 		tb_lwip_stop(t->loop);
 	free(t->buckets);
 	free(t->txbuf);
+	free(t->rxbuf);
 	free(t);
 }
 

@@ -15,7 +15,10 @@
  * (URL query on exactly /socket, else a binary Auth: §2.3, decided by the
  * final path) and then carries a mux. A lost WebSocket fails its channels at
  * once and is redialled from the configured URL with exponential backoff and
- * full jitter (§11). */
+ * full jitter (§11).
+ *
+ * The pure parts (URL, redirects, the proxy choice: linksocks_client.h)
+ * come first and build alone (-DTB_FUZZ_CODEC_ONLY); the roles follow. */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,66 +35,6 @@
 #if ENABLE_CONN_UPSTREAM
 #include "tb/upstream.h"
 #endif
-
-#define HANDSHAKE_MS 45000u /* §2.2, the whole dial with its redirects */
-#define KEEPALIVE_MS 25000u /* §11: provider pong 25 s, client ping 30 s */
-#define READ_DEADLINE_MS 90000u
-#define BACKOFF_FIRST_MS 1000u
-#define BACKOFF_CAP_MS 60000u /* §11: 60 s on routers */
-#define STABLE_MS 30000u      /* authenticated this long: the backoff resets */
-#define MAX_THREADS 64
-
-typedef struct ls_client ls_client_t;
-
-enum conn_state {
-	C_IDLE,
-	C_DIAL,
-	C_WS,
-	C_AUTH,
-	C_UP
-};
-
-typedef struct ls_conn {
-	ls_client_t *cl;
-	enum conn_state state;
-	tb_dns_query_t *dq;
-	tb_tcp_connect_t *tc;
-	tb_connect_req_t *pq; /* the dial through the proxy */
-	tb_ws_t *ws;
-	tb_ls_mux_t *mux;
-	tb_ls_url_t *redir; /* where a redirect pointed (NULL: the configured URL) */
-	unsigned redirects; /* followed in this attempt */
-	tb_timer_t timer;   /* handshake, keepalive, or the next dial */
-	tb_timer_t reg;	    /* autonomy: (re)send Connector{add} */
-	uint64_t up_since, last_rx, reg_until;
-	unsigned fails;
-	uint8_t reg_id[TB_LS_UUID_LEN];
-} ls_conn_t;
-
-struct ls_client {
-	tb_loop_t *loop;
-	const tb_connector_env_t *env;
-	tb_gw_listener_t *l; /* provider: where the server's Connects go */
-	tb_ls_mux_opts_t mo; /* batching and compression */
-	bool reverse;
-	char *token;
-	char *connector_token; /* provider: register it after each auth (§4.5) */
-	tb_ls_url_t url;       /* as configured; every attempt starts here */
-	bool fast_open, reconnect, retry_auth, stopped, insecure;
-	uint8_t instance[TB_LS_UUID_LEN];
-	unsigned nconns, rr;
-	ls_conn_t *conns;
-	tb_ls_waitq_t waitq;
-	tb_defer_t start;
-	tb_connector_t *proxy; /* the WebSocket dial's proxy, or NULL */
-	char proxy_desc[TB_HOST_MAX + 32];
-	char *ca_file;
-#if ENABLE_TLS
-	tb_tls_config_t *tlscfg; /* made on the first wss dial (or at start for wss) */
-#endif
-};
-
-static void conn_dial(ls_conn_t *k);
 
 /* ---- the URL (§2.2), redirects ---- */
 
@@ -507,6 +450,68 @@ int tb_ls_proxy_for(const tb_ls_url_t *u, const char *http_proxy, const char *ht
 		return TB_LS_PROXY_NONE;
 	return tb_ls_proxy_url(v, out, cap);
 }
+
+#ifndef TB_FUZZ_CODEC_ONLY /* the fuzzer drives the parsers above alone */
+
+#define HANDSHAKE_MS 45000u /* §2.2, the whole dial with its redirects */
+#define KEEPALIVE_MS 25000u /* §11: provider pong 25 s, client ping 30 s */
+#define READ_DEADLINE_MS 90000u
+#define BACKOFF_FIRST_MS 1000u
+#define BACKOFF_CAP_MS 60000u /* §11: 60 s on routers */
+#define STABLE_MS 30000u      /* authenticated this long: the backoff resets */
+#define MAX_THREADS 64
+
+typedef struct ls_client ls_client_t;
+
+enum conn_state {
+	C_IDLE,
+	C_DIAL,
+	C_WS,
+	C_AUTH,
+	C_UP
+};
+
+typedef struct ls_conn {
+	ls_client_t *cl;
+	enum conn_state state;
+	tb_dns_query_t *dq;
+	tb_tcp_connect_t *tc;
+	tb_connect_req_t *pq; /* the dial through the proxy */
+	tb_ws_t *ws;
+	tb_ls_mux_t *mux;
+	tb_ls_url_t *redir; /* where a redirect pointed (NULL: the configured URL) */
+	unsigned redirects; /* followed in this attempt */
+	tb_timer_t timer;   /* handshake, keepalive, or the next dial */
+	tb_timer_t reg;	    /* autonomy: (re)send Connector{add} */
+	uint64_t up_since, last_rx, reg_until;
+	unsigned fails;
+	uint8_t reg_id[TB_LS_UUID_LEN];
+} ls_conn_t;
+
+struct ls_client {
+	tb_loop_t *loop;
+	const tb_connector_env_t *env;
+	tb_gw_listener_t *l; /* provider: where the server's Connects go */
+	tb_ls_mux_opts_t mo; /* batching and compression */
+	bool reverse;
+	char *token;
+	char *connector_token; /* provider: register it after each auth (§4.5) */
+	tb_ls_url_t url;       /* as configured; every attempt starts here */
+	bool fast_open, reconnect, retry_auth, stopped, insecure;
+	uint8_t instance[TB_LS_UUID_LEN];
+	unsigned nconns, rr;
+	ls_conn_t *conns;
+	tb_ls_waitq_t waitq;
+	tb_defer_t start;
+	tb_connector_t *proxy; /* the WebSocket dial's proxy, or NULL */
+	char proxy_desc[TB_HOST_MAX + 32];
+	char *ca_file;
+#if ENABLE_TLS
+	tb_tls_config_t *tlscfg; /* made on the first wss dial (or at start for wss) */
+#endif
+};
+
+static void conn_dial(ls_conn_t *k);
 
 /* ---- one WebSocket ---- */
 
@@ -1298,3 +1303,5 @@ const tb_gw_proto_t tb_linksocks_provider_proto = {
 	.free = prov_free,
 	.endpoint_optional = true,
 };
+
+#endif /* TB_FUZZ_CODEC_ONLY */

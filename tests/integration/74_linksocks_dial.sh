@@ -226,10 +226,10 @@ check "env: the printed configuration passes tunnelbox --check" bash -c "
 
 # end to end: a name that is not loopback-exempt, resolved by the proxy
 SP=$(free_port)
+before=$(count proxy.log "^CONNECT example\.test:$WP\$")
 start c5.log env -u NO_PROXY -u no_proxy -u REQUEST_METHOD HTTP_PROXY="$H" \
 	"$TB" linksocks client -t tok -u "ws://example.test:$WP" -p "$SP"
 C5=$LAST_PID
-before=$(count proxy.log "^CONNECT example\.test:$WP\$")
 through c5 "$SP" "env: linksocks client -u ws://example.test with HTTP_PROXY: the dial goes through the proxy, 10 MB intact"
 n=$(count proxy.log "^CONNECT example\.test:$WP\$")
 check "env: the proxy got the name, unresolved (CONNECT example.test:$WP, $((n - before)) time(s))" [ $((n - before)) = 1 ]

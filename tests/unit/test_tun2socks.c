@@ -415,6 +415,8 @@ static void test_syn_ipv4_any_destination(void **state)
 
 static void test_syn_ipv6_any_destination(void **state)
 {
+	if (!ENABLE_LWIP_IPV6)
+		skip();
 	ctx_t *c = ctx_new(16, 60000);
 	tb_addr_t cli = addr("fd00:99::2", 50000), srv = addr("2001:db8:1234::77", 8443);
 	uint32_t cs, ss;
@@ -489,6 +491,8 @@ static void test_udp_dns_ipv4(void **state)
 
 static void test_udp_ipv6_idle(void **state)
 {
+	if (!ENABLE_LWIP_IPV6)
+		skip();
 	ctx_t *c = ctx_new(16, 30);
 	tb_addr_t cli = addr("fd00:99::2", 6000), srv = addr("2001:db8::1", 4433);
 

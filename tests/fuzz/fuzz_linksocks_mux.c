@@ -28,6 +28,18 @@ void tb_http_serve(tb_gw_listener_t *l, tb_stream_t *s, const tb_addr_t *peer, c
 {
 	tb_stream_close(s);
 }
+/* Likewise the roles the gateway's tables name: the client and provider
+ * (linksocks_client.c builds only its URL parsers here) and tun2socks. */
+const tb_gw_proto_t tb_linksocks_provider_proto = {.name = "linksocks-provider"};
+int tb_linksocks_connector_new(const tb_connector_env_t *env, const char *name, const tb_conf_val_t *table,
+			       tb_connector_t **out, tb_conf_err_t *err)
+{
+	return TB_ENOTSUP;
+}
+#if ENABLE_TUN2SOCKS
+#include "tb/tun2socks.h"
+const tb_gw_proto_t tb_tun2socks_proto = {.name = "tun"};
+#endif
 #endif
 
 static int full;

@@ -32,18 +32,18 @@ ip netns add "$B" && ip netns add "$C" &&
 	ip -n "$B" link set "$VB" up && ip -n "$C" link set "$VC" up ||
 	{ notok "namespaces and veth set up"; finish; }
 
-inC() { ip netns exec "$C" "$@"; }
 inA() { timeout "${TMO:-60}" ip netns exec "$A" "$@"; }
 
 # ---- servers in C ----
 mkdir -p "$WORK/www"
 head -c 1000000 /dev/urandom >"$WORK/www/page"
 head -c 100000000 /dev/urandom >"$WORK/www/big"
-start http.log inC $PY -m http.server --bind :: 8080 --directory "$WORK/www"
-start udp.log inC $T2S udp-echo-server --bind :: --port 7 --seconds 170
-start dns.log inC $T2S dns-server --bind 10.200.0.2 --port 53 --seconds 170
-start hc.port inC $T2S halfclose-server --bind 10.200.0.2 --seconds 170
-start echo.port inC $T2S echo-server --bind 10.200.0.2 --seconds 170
+# Started through `ip netns exec` itself (it execs), so the PIDs recorded are the servers'.
+start http.log ip netns exec "$C" $PY -m http.server --bind :: 8080 --directory "$WORK/www"
+start udp.log ip netns exec "$C" $T2S udp-echo-server --bind :: --port 7 --seconds 170
+start dns.log ip netns exec "$C" $T2S dns-server --bind 10.200.0.2 --port 53 --seconds 170
+start hc.port ip netns exec "$C" $T2S halfclose-server --bind 10.200.0.2 --seconds 170
+start echo.port ip netns exec "$C" $T2S echo-server --bind 10.200.0.2 --seconds 170
 for i in $(seq 50); do [ -s "$WORK/hc.port" ] && [ -s "$WORK/echo.port" ] && break; sleep 0.1; done
 HC=$(cat "$WORK/hc.port") EP=$(cat "$WORK/echo.port")
 

@@ -15,7 +15,13 @@ static struct {
 	unsigned users;
 	tb_loop_t *loop;
 	tb_timer_t wake;
+	void (*flush)(void);
 } lw;
+
+void tb_lwip_set_flush(void (*fn)(void))
+{
+	lw.flush = fn;
+}
 
 static void arm(tb_loop_t *loop)
 {
@@ -33,10 +39,12 @@ void tb_lwip_poll_timers(tb_loop_t *loop)
 	arm(loop);
 }
 
-/* Before every poll: anything queued this turn (a tcp_write that started the
+/* Before every poll: the turn's deferred output leaves (tb_lwip_set_flush), and anything queued this turn (a tcp_write that started the
  * TCP timer, a DNS query) gets its timeout honoured by the coming sleep. */
 static void before_sleep(tb_loop_t *loop, void *arg)
 {
+	if (lw.flush)
+		lw.flush();
 	tb_lwip_poll_timers(loop);
 }
 

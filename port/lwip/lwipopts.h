@@ -61,11 +61,17 @@
 #define CHECKSUM_GEN_ICMP6 ENABLE_LWIP_CHECKSUM_GEN
 
 /* ---- TCP ---- */
+/* The largest MSS any netif may use; each connection's is min(TCP_MSS, its
+ * netif's MTU - 40), so a 1500-byte netif still sends 1460-byte segments. */
 #define TCP_MSS CONFIG_LWIP_TCP_MSS
+#define TCP_CALCULATE_EFF_SEND_MSS 1
 #define TCP_WND CONFIG_LWIP_TCP_WND
 #define TCP_SND_BUF CONFIG_LWIP_TCP_SND_BUF
-/* lwIP's default: four segments' worth of pbufs per MSS of send buffer. */
-#define TCP_SND_QUEUELEN ((4 * TCP_SND_BUF + TCP_MSS - 1) / TCP_MSS)
+/* The MSS of an Ethernet MTU: what queue and pool counts are sized by, since
+ * a jumbo-capable build (TCP_MSS above it) still meets 1500-byte links. */
+#define TB_MSS_BASE (TCP_MSS < 1460 ? TCP_MSS : 1460)
+/* lwIP's default at that MSS: four segments' worth of pbufs per MSS of send buffer. */
+#define TCP_SND_QUEUELEN ((4 * TCP_SND_BUF + TB_MSS_BASE - 1) / TB_MSS_BASE)
 #define TCP_MSL CONFIG_LWIP_TCP_MSL_MS   /* TIME_WAIT holds a PCB for 2*MSL */
 #define LWIP_TCP_KEEPALIVE 1     /* per-PCB keep_idle for tb_tcp_set_keepalive() */
 #define TCP_LISTEN_BACKLOG 1     /* a paused listener must not let SYNs pile up PCBs */
@@ -105,6 +111,9 @@
 #endif
 #endif
 
+#if TCP_MSS > 16000
+#error "CONFIG_LWIP_TCP_MSS above 16000: lwIP's init.c wants TCP_SNDLOWAT 4 segments below 64 KiB"
+#endif
 #if TCP_WND < 2 * TCP_MSS
 #error "CONFIG_LWIP_TCP_WND must hold two segments (2 * CONFIG_LWIP_TCP_MSS) or delayed ACKs stall the sender"
 #endif
@@ -132,8 +141,11 @@
 #error "CONFIG_LWIP_TCP_SEGS is below one full send queue (4 * TCP_SND_BUF / TCP_MSS): raise it, or lower the send buffer"
 #endif
 
-/* Received frames: pool pbufs large enough for a full segment and its headers. */
-#define TB_PBUF_PAYLOAD TCP_MSS  /* per pool pbuf, after link/IP/TCP headers */
+/* Received frames: pool pbufs hold a 1500-byte frame and its Ethernet header
+ * (1460 bytes after IP and TCP headers, as init.c counts); a jumbo frame is
+ * a chain of them, so the pool's memory does not grow with TCP_MSS. */
+#define TB_PBUF_PAYLOAD TB_MSS_BASE
+#define PBUF_POOL_BUFSIZE (TB_PBUF_PAYLOAD + 20 + 20 + 14)
 #if CONFIG_LWIP_PBUF_POOL_SIZE > 0
 #define PBUF_POOL_SIZE CONFIG_LWIP_PBUF_POOL_SIZE
 #else
@@ -153,7 +165,7 @@
 #define TB_SZ_TCP_PCB 256
 #define TB_SZ_TCP_SEG 48
 #define TB_SZ_UDP_PCB 64
-#define TB_SZ_POOL_PBUF (TCP_MSS + 128)
+#define TB_SZ_POOL_PBUF (PBUF_POOL_BUFSIZE + 64)
 
 #if ENABLE_LWIP_MEM_HEAP
 #define MEMP_MEM_MALLOC 1        /* pools are carved from lwIP's heap: one bounded budget */

@@ -40,7 +40,9 @@
 #endif
 
 #define NETIF_READS_PER_EVENT 64 /* fairness against the other descriptors */
-#define NETIF_MTU 1500
+#define NETIF_MTU_DEFAULT 1500
+#define NETIF_MTU_MIN 576        /* RFC 791's every-host minimum (IPv6 netifs want 1280) */
+#define NETIF_MTU_MAX 65535      /* lwIP's netif mtu is a u16_t */
 #define NETIF_IOV_MAX 16
 
 struct tb_lwip_netif {
@@ -50,6 +52,9 @@ struct tb_lwip_netif {
 	bool tap;
 	tb_lwip_sink_cb sink;
 	void *sink_arg;
+	uint16_t mtu;
+	size_t frame_max; /* the largest frame in or out: mtu plus the link header */
+	uint8_t *frame;   /* frame_max + 1 bytes: reads land here, long chains flatten here */
 	uint32_t dropped_in, dropped_out;
 };
 
@@ -67,23 +72,19 @@ static err_t send_frame(tb_lwip_netif_t *n, struct pbuf *p)
 	struct iovec iov[NETIF_IOV_MAX];
 	int cnt = 0;
 
+	if (p->tot_len > n->frame_max)
+		return ERR_BUF;
 	if (n->fd < 0) {
-		uint8_t frame[NETIF_MTU + 64];
-		if (p->tot_len > sizeof(frame))
-			return ERR_BUF;
-		pbuf_copy_partial(p, frame, p->tot_len, 0);
+		pbuf_copy_partial(p, n->frame, p->tot_len, 0);
 		if (n->sink)
-			n->sink(n->sink_arg, frame, p->tot_len);
+			n->sink(n->sink_arg, n->frame, p->tot_len);
 		return ERR_OK;
 	}
 	for (struct pbuf *q = p; q; q = q->next) {
 		if (cnt == NETIF_IOV_MAX) {
 			/* A longer chain than we gather: one copy into a flat frame. */
-			uint8_t frame[NETIF_MTU + 64];
-			if (p->tot_len > sizeof(frame))
-				return ERR_BUF;
-			pbuf_copy_partial(p, frame, p->tot_len, 0);
-			iov[0].iov_base = frame;
+			pbuf_copy_partial(p, n->frame, p->tot_len, 0);
+			iov[0].iov_base = n->frame;
 			iov[0].iov_len = p->tot_len;
 			cnt = 1;
 			break;
@@ -121,7 +122,7 @@ static err_t netif_init_cb(struct netif *nif)
 {
 	tb_lwip_netif_t *n = nif->state;
 
-	nif->mtu = NETIF_MTU;
+	nif->mtu = n->mtu; /* TCP's MSS follows it (TCP_CALCULATE_EFF_SEND_MSS) */
 	nif->name[0] = n->tap ? 't' : 'u';
 	nif->name[1] = 'b';
 	if (n->tap) {
@@ -154,7 +155,7 @@ void tb_lwip_netif_input(tb_lwip_netif_t *n, const uint8_t *frame, size_t len)
 
 	/* An Ethernet frame needs its header; anything above the MTU (plus the
 	 * link header) did not come from a peer that honours ours. */
-	if (len == 0 || len > NETIF_MTU + (n->tap ? SIZEOF_ETH_HDR : 0) || (n->tap && len < SIZEOF_ETH_HDR)) {
+	if (len == 0 || len > n->frame_max || len > 0xffff || (n->tap && len < SIZEOF_ETH_HDR)) {
 		n->dropped_in++;
 		return;
 	}
@@ -171,21 +172,20 @@ void tb_lwip_netif_input(tb_lwip_netif_t *n, const uint8_t *frame, size_t len)
 static void device_event(tb_loop_t *loop, int fd, unsigned ev, void *arg)
 {
 	tb_lwip_netif_t *n = arg;
-	/* One byte more than the largest frame we accept: a longer one shows as a full read. */
-	uint8_t frame[NETIF_MTU + SIZEOF_ETH_HDR + 1];
 
 	for (int i = 0; i < NETIF_READS_PER_EVENT; i++) {
-		ssize_t r = read(fd, frame, sizeof(frame));
+		/* One byte more than the largest frame we accept: a longer one shows as a full read. */
+		ssize_t r = read(fd, n->frame, n->frame_max + 1);
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
 			break;
 		}
-		if ((size_t)r == sizeof(frame)) {
+		if ((size_t)r > n->frame_max) {
 			n->dropped_in++;
 			continue;
 		}
-		tb_lwip_netif_input(n, frame, (size_t)r);
+		tb_lwip_netif_input(n, n->frame, (size_t)r);
 	}
 	/* Input may have started or stopped TCP timers: keep the wake-up right. */
 	tb_lwip_poll_timers(loop);
@@ -193,7 +193,7 @@ static void device_event(tb_loop_t *loop, int fd, unsigned ev, void *arg)
 
 /* ---- device ---- */
 
-static int device_open(const char *name, bool tap, char *actual)
+static int device_open(const char *name, bool tap, uint16_t mtu, char *actual)
 {
 	struct ifreq ifr;
 	int fd, s, err;
@@ -213,6 +213,12 @@ static int device_open(const char *name, bool tap, char *actual)
 	/* The kernel side's link must be up for frames to pass; its addresses
 	 * (none needed) are the administrator's business. */
 	s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s >= 0 && mtu) {
+		/* A bridge forwards nothing longer than a port's MTU: the device must carry ours. */
+		ifr.ifr_mtu = mtu;
+		if (ioctl(s, SIOCSIFMTU, &ifr) < 0)
+			tb_warn("lwip: cannot set %s mtu %u: %s", actual, (unsigned)mtu, strerror(errno));
+	}
 	if (s >= 0) {
 		if (ioctl(s, SIOCGIFFLAGS, &ifr) == 0 && !(ifr.ifr_flags & IFF_UP)) {
 			ifr.ifr_flags |= IFF_UP;
@@ -233,7 +239,14 @@ int tb_lwip_netif_new(tb_loop_t *loop, const tb_lwip_netif_conf_t *c, int fd, tb
 
 	if (!n)
 		return TB_ENOMEM;
+	n->mtu = c->mtu ? c->mtu : NETIF_MTU_DEFAULT;
+	n->frame_max = (size_t)n->mtu + (c->tap ? SIZEOF_ETH_HDR : 0);
+	if (!(n->frame = malloc(n->frame_max + 1))) {
+		free(n);
+		return TB_ENOMEM;
+	}
 	if ((rc = tb_lwip_start(loop)) < 0) {
+		free(n->frame);
 		free(n);
 		return rc;
 	}
@@ -250,6 +263,7 @@ int tb_lwip_netif_new(tb_loop_t *loop, const tb_lwip_netif_conf_t *c, int fd, tb
 	if (!netif_add(&n->nif, ip_2_ip4(&a), ip_2_ip4(&m), ip_2_ip4(&g), n, netif_init_cb,
 		       c->tap ? ethernet_input : ip_input)) {
 		tb_lwip_stop(loop);
+		free(n->frame);
 		free(n);
 		return TB_EINVAL;
 	}
@@ -265,6 +279,7 @@ int tb_lwip_netif_new(tb_loop_t *loop, const tb_lwip_netif_conf_t *c, int fd, tb
 	if (fd >= 0 && (rc = tb_loop_add_fd(loop, fd, TB_EV_READ, device_event, n)) < 0) {
 		netif_remove(&n->nif);
 		tb_lwip_stop(loop);
+		free(n->frame);
 		free(n);
 		return rc;
 	}
@@ -284,6 +299,7 @@ void tb_lwip_netif_free(tb_lwip_netif_t *n)
 	tb_lwip_stop(n->loop);
 	if (port.nif == n)
 		port.nif = NULL;
+	free(n->frame);
 	free(n);
 }
 
@@ -300,7 +316,7 @@ int tb_lwip_port_up(tb_loop_t *loop)
 		tb_err("lwip: no [port.lwip] table in the configuration: no network");
 		return TB_ENETUNREACH;
 	}
-	fd = device_open(port.conf.device, port.conf.tap, name);
+	fd = device_open(port.conf.device, port.conf.tap, port.conf.mtu, name);
 	if (fd < 0) {
 		tb_err("lwip: cannot open %s device '%s': %s", port.conf.tap ? "tap" : "tun", port.conf.device,
 		       tb_strerror(fd));
@@ -310,8 +326,8 @@ int tb_lwip_port_up(tb_loop_t *loop)
 		close(fd);
 		return rc;
 	}
-	tb_info("lwip: %s on %s, address %s", port.conf.tap ? "tap" : "tun", name,
-		tb_addr_ip_str(&port.conf.address, buf, sizeof(buf)));
+	tb_info("lwip: %s on %s, address %s, mtu %u", port.conf.tap ? "tap" : "tun", name,
+		tb_addr_ip_str(&port.conf.address, buf, sizeof(buf)), (unsigned)port.nif->mtu);
 	return 0;
 }
 
@@ -341,6 +357,7 @@ int tb_port_configure(const tb_conf_val_t *port_table, tb_conf_err_t *err)
 	const tb_conf_val_t *t = port_table ? tb_conf_get(port_table, "lwip") : NULL;
 	tb_lwip_netif_conf_t c;
 	const char *netif = "tap", *device = "tb0", *dns = NULL;
+	int64_t mtu = 0;
 	int rc;
 
 	if (port.nif)
@@ -374,6 +391,13 @@ int tb_port_configure(const tb_conf_val_t *port_table, tb_conf_err_t *err)
 		return rc;
 	if (c.netmask.family == 0)
 		tb_addr_parse_ip("255.255.255.0", &c.netmask);
+	if ((rc = tb_conf_get_int(t, "mtu", &mtu, err)) < 0 && rc != TB_ENOENT)
+		return rc;
+	if (rc != TB_ENOENT && (mtu < NETIF_MTU_MIN || mtu > NETIF_MTU_MAX)) {
+		tb_conf_set_err(err, tb_conf_get(t, "mtu"), "an MTU of %d to %d bytes", NETIF_MTU_MIN, NETIF_MTU_MAX);
+		return TB_EINVAL;
+	}
+	c.mtu = (uint16_t)mtu; /* 0: the default, and the device's MTU is left alone */
 	if ((rc = tb_conf_get_str(t, "dns", &dns, err)) < 0 && rc != TB_ENOENT)
 		return rc;
 	if (dns) {

@@ -20,6 +20,9 @@ int tb_lwip_start(tb_loop_t *loop);
 void tb_lwip_stop(tb_loop_t *loop);
 /* Runs lwIP's due timers now and re-arms the wake-up (after input bursts). */
 void tb_lwip_poll_timers(tb_loop_t *loop);
+/* fn runs before every poll, ahead of the timers: the lwIP port's TCP streams
+ * send what they queued in the turn there (one tcp_output per stream). */
+void tb_lwip_set_flush(void (*fn)(void));
 
 /* lwIP's err_t as a TB_E* code (0 for ERR_OK). */
 int tb_lwip_err(err_t e);
@@ -34,6 +37,7 @@ typedef struct tb_lwip_netif_conf {
 	char device[16]; /* IFNAMSIZ */
 	tb_addr_t address, netmask, gateway;
 	char dns[128];   /* "ip[,ip]" or empty */
+	uint16_t mtu;    /* IP MTU; 0: 1500. TCP's MSS is min(this - 40, TCP_MSS) */
 	uint8_t mac[6];
 } tb_lwip_netif_conf_t;
 /* Frames a device-less netif sends (tests, fuzzing); borrowed for the call. */

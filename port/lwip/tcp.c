@@ -9,6 +9,12 @@
  * room; the rest waits in a lazily allocated tb_buf_t and moves on as the
  * peer acknowledges (tcp_sent) or on the poll timer when lwIP was short of
  * segments. The high-water mark applies to that tb_buf_t, as on POSIX.
+ * tcp_output runs once per loop turn for every stream written to in it
+ * (lwIP's before-sleep hook, tb_lwip_set_flush), not once per write: a
+ * relay's writes of one received segment each then leave as full-MSS
+ * segments, and the device sees one burst per turn. Likewise tcp_recved is
+ * called once per delivery run, not once per pbuf, so window updates (each
+ * possibly an immediate ACK) follow what the consumer took in a turn.
  * lwIP may call tcp_err from inside another PCB's allocation (tcp_kill_*),
  * so a stream's death is reported through a deferred call; a stream closed
  * inside one of lwIP's callbacks for its own PCB aborts it and returns
@@ -31,8 +37,10 @@ typedef struct tb_ltcp {
 	struct pbuf *rx;     /* received, not yet taken by the consumer */
 	tb_buf_t out;
 	tb_defer_t defer; /* delivers rx after resume(), reports death */
+	struct tb_ltcp *out_next, *out_prev; /* on the output list while out_queued */
 	int pending_err;
 	uint8_t in_cb;
+	bool out_queued;
 	bool paused, eof_pending, eof, shut_pending, shut_done, want_drain, dead, closed, aborted;
 } tb_ltcp_t;
 
@@ -57,8 +65,49 @@ struct tb_tcp_connect {
 
 static const tb_stream_ops_t ltcp_ops;
 
+/* Streams written to this turn, flushed by flush_output() before the loop sleeps. */
+static tb_ltcp_t *out_head;
+
+static void out_unlink(tb_ltcp_t *t)
+{
+	if (!t->out_queued)
+		return;
+	if (t->out_prev)
+		t->out_prev->out_next = t->out_next;
+	else
+		out_head = t->out_next;
+	if (t->out_next)
+		t->out_next->out_prev = t->out_prev;
+	t->out_next = t->out_prev = NULL;
+	t->out_queued = false;
+}
+
+static void flush_output(void)
+{
+	while (out_head) {
+		tb_ltcp_t *t = out_head;
+		out_unlink(t);
+		if (t->pcb)
+			tcp_output(t->pcb); /* ERR_MEM: lwIP's own timer or the next ACK retries */
+	}
+}
+
+static void output_later(tb_ltcp_t *t)
+{
+	if (t->out_queued || !t->pcb)
+		return;
+	tb_lwip_set_flush(flush_output);
+	t->out_next = out_head;
+	t->out_prev = NULL;
+	if (out_head)
+		out_head->out_prev = t;
+	out_head = t;
+	t->out_queued = true;
+}
+
 static void ltcp_free(tb_ltcp_t *t)
 {
+	out_unlink(t);
 	tb_defer_cancel(t->loop, &t->defer);
 	if (t->rx)
 		pbuf_free(t->rx);
@@ -136,8 +185,8 @@ static void ltcp_push(tb_ltcp_t *t, const uint8_t *p, size_t len, size_t *taken)
 		len -= n;
 		*taken += n;
 	}
-	if (*taken > 0 && t->pcb)
-		tcp_output(t->pcb);
+	if (*taken > 0)
+		output_later(t);
 }
 
 static void ltcp_flush(tb_ltcp_t *t)
@@ -162,6 +211,8 @@ static void ltcp_flush(tb_ltcp_t *t)
 /* Hands rx to the consumer until it pauses or closes; acknowledges what it took. */
 static void ltcp_deliver(tb_ltcp_t *t)
 {
+	u32_t took = 0; /* taken, not yet tcp_recved: one window update per run */
+
 	while (t->rx && !t->paused && !t->closed && !t->dead) {
 		struct pbuf *q = t->rx;
 		u16_t n = q->len;
@@ -173,9 +224,14 @@ static void ltcp_deliver(tb_ltcp_t *t)
 		if (n > 0)
 			tb_stream_emit_data(&t->s, q->payload, n);
 		pbuf_free(q);
-		if (n > 0 && t->pcb && !t->closed)
-			tcp_recved(t->pcb, n);
+		if (took + n > 0xffff && t->pcb && !t->closed) {
+			tcp_recved(t->pcb, (u16_t)took); /* its length is a u16_t */
+			took = 0;
+		}
+		took += n;
 	}
+	if (took > 0 && t->pcb && !t->closed)
+		tcp_recved(t->pcb, (u16_t)took);
 	if (!t->rx && t->eof_pending && !t->paused && !t->closed && !t->dead) {
 		t->eof_pending = false;
 		t->eof = true;
@@ -318,6 +374,7 @@ static void ltcp_close(tb_stream_t *s)
 		return;
 	t->closed = true;
 	t->pcb = NULL;
+	out_unlink(t);
 	if (pcb) {
 		ltcp_detach(pcb);
 		/* Unread bytes mean the peer's data was lost: reset, as a kernel does. */

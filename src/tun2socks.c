@@ -47,8 +47,23 @@
 #define MTU_MIN 576
 #define TX_CHUNK 0xffffu /* tcp_write and tcp_recved take 16-bit lengths */
 #define RXBUF_SIZE 32768 /* received segments handed over at once */
+/* UDP datagrams that came in fragments: a few at once, 64 KiB each at most,
+ * allocated while they are being put together. */
+#define FRAG_SLOTS 4
+#define FRAG_MAX 65535
+#define FRAG_MAP (FRAG_MAX / 64 + 1) /* one bit per 8-byte block */
+#define FRAG_TIMEOUT_MS 5000
 
 enum { KIND_TCP, KIND_UDP };
+
+typedef struct frag {
+	uint8_t *buf; /* FRAG_MAX bytes of datagram, then FRAG_MAP bytes of map */
+	tb_addr_t src, dst; /* addresses only */
+	uint32_t id;
+	size_t total; /* 0 until the last fragment came */
+	size_t got;
+	uint64_t start;
+} frag_t;
 
 typedef struct sess {
 	struct sess *prev, *next; /* LRU: most recent at the head */
@@ -97,6 +112,7 @@ struct tb_t2s {
 	uint8_t *rxbuf;  /* RXBUF_SIZE: segments gathered for one hand-over */
 	uint16_t ip_id;
 	uint32_t frag_id;
+	frag_t frags[FRAG_SLOTS];
 	tb_t2s_stats_t st;
 };
 
@@ -1074,59 +1090,144 @@ static void udp_in(tb_t2s_t *t, const tb_addr_t *src, const tb_addr_t *dst, cons
 
 /* ---- packets from the LAN ---- */
 
-/* UDP over IPv4 or IPv6 without extension headers: parsed and answered
- * here. Returns false for anything else (lwIP's turn). */
+/* A whole UDP datagram u[0, ulen) from src to dst (addresses set, ports
+ * not yet): checked, then to its flow. */
+static void udp_datagram(tb_t2s_t *t, tb_addr_t *src, tb_addr_t *dst, const uint8_t *u, size_t ulen)
+{
+	size_t al;
+
+	if (ulen < UDP_HLEN || (al = tb_be16(u + 4)) < UDP_HLEN || al > ulen)
+		goto drop;
+	src->port = tb_be16(u);
+	dst->port = tb_be16(u + 2);
+	/* IPv4 may leave the checksum out (0); IPv6 may not (RFC 8200 §8.1). */
+	if ((tb_be16(u + 6) != 0 || dst->family == TB_AF_INET6) &&
+	    csum_fold(csum_add(csum_pseudo(src, dst, PROTO_UDP, al), u, al)) != 0)
+		goto drop;
+	/* Broadcast and multicast (mDNS, SSDP) are the LAN's own business. */
+	if (!ip_unicast(dst) || !ip_unicast(src) || dst->port == 0 || src->port == 0)
+		goto drop;
+	udp_in(t, src, dst, u + UDP_HLEN, al - UDP_HLEN);
+	return;
+drop:
+	t->st.dropped++;
+}
+
+static void frag_free(frag_t *f)
+{
+	free(f->buf);
+	memset(f, 0, sizeof(*f));
+}
+
+/* The slot of a datagram being put together: its own, else a free one, else
+ * the oldest (what it held is lost, as on a full reassembly queue). */
+static frag_t *frag_slot(tb_t2s_t *t, const tb_addr_t *src, const tb_addr_t *dst, uint32_t id)
+{
+	uint64_t now = tb_loop_now(t->loop);
+	frag_t *pick = NULL;
+
+	for (size_t i = 0; i < FRAG_SLOTS; i++) {
+		frag_t *f = &t->frags[i];
+		if (f->buf && now - f->start > FRAG_TIMEOUT_MS)
+			frag_free(f);
+		if (f->buf && f->id == id && tb_addr_ip_equal(&f->src, src) && tb_addr_ip_equal(&f->dst, dst))
+			return f;
+		if (!pick || (pick->buf && (!f->buf || f->start < pick->start)))
+			pick = f;
+	}
+	frag_free(pick);
+	if (!(pick->buf = calloc(1, FRAG_MAX + FRAG_MAP)))
+		return NULL;
+	pick->src = *src;
+	pick->dst = *dst;
+	pick->id = id;
+	pick->start = now;
+	return pick;
+}
+
+/* data[0, n) sits at off in the datagram; more: not its last fragment.
+ * Overlaps drop the whole datagram (RFC 5722 says so for IPv6; IPv4
+ * overlaps have no honest use either). */
+static void frag_in(tb_t2s_t *t, tb_addr_t *src, tb_addr_t *dst, uint32_t id, size_t off, bool more,
+		    const uint8_t *data, size_t n)
+{
+	frag_t *f;
+	uint8_t *map;
+
+	if (off + n > FRAG_MAX || (more && (n == 0 || n % 8 != 0)) || !(f = frag_slot(t, src, dst, id))) {
+		t->st.dropped++;
+		return;
+	}
+	map = f->buf + FRAG_MAX;
+	if ((!more && f->total && f->total != off + n) || (f->total && off + n > f->total))
+		goto bad;
+	for (size_t b = off / 8; b < (off + n + 7) / 8; b++) {
+		if (map[b / 8] & (1u << (b % 8)))
+			goto bad;
+		map[b / 8] |= (uint8_t)(1u << (b % 8));
+	}
+	if (!more)
+		f->total = off + n;
+	memcpy(f->buf + off, data, n);
+	f->got += n;
+	if (f->total && f->got == f->total) {
+		udp_datagram(t, src, dst, f->buf, f->total);
+		frag_free(f);
+	}
+	return;
+bad:
+	t->st.dropped++;
+	frag_free(f);
+}
+
+/* UDP over IPv4, or over IPv6 with at most a fragment header: parsed and
+ * answered here. Returns false for anything else (lwIP's turn). */
 static bool udp_packet(tb_t2s_t *t, const uint8_t *pkt, size_t len)
 {
 	tb_addr_t src, dst;
-	const uint8_t *u;
-	size_t ulen, al;
-	uint32_t sum;
 
 	memset(&src, 0, sizeof(src));
 	memset(&dst, 0, sizeof(dst));
 	if ((pkt[0] >> 4) == 4) {
 		size_t hl = (size_t)(pkt[0] & 0x0f) * 4, tot;
+		uint16_t fo;
 		if (len < IP4_HLEN_MIN || pkt[9] != PROTO_UDP)
 			return false;
 		tot = tb_be16(pkt + 2);
-		if (hl < IP4_HLEN_MIN || tot < hl + UDP_HLEN || tot > len || (tb_be16(pkt + 6) & 0x3fff) != 0 ||
-		    csum_fold(csum_add(0, pkt, hl)) != 0)
+		if (hl < IP4_HLEN_MIN || tot < hl || tot > len || csum_fold(csum_add(0, pkt, hl)) != 0)
 			goto drop;
 		src.family = dst.family = TB_AF_INET;
 		memcpy(src.ip, pkt + 12, 4);
 		memcpy(dst.ip, pkt + 16, 4);
-		u = pkt + hl;
-		ulen = tot - hl;
-	} else if ((pkt[0] >> 4) == 6 && LWIP_IPV6) {
-		if (len < IP6_HLEN_FIX || pkt[6] != PROTO_UDP)
+		fo = tb_be16(pkt + 6);
+		if ((fo & 0x3fff) == 0)
+			udp_datagram(t, &src, &dst, pkt + hl, tot - hl);
+		else
+			frag_in(t, &src, &dst, tb_be16(pkt + 4), (size_t)(fo & 0x1fff) * 8, fo & 0x2000, pkt + hl,
+				tot - hl);
+		return true;
+	}
+	if ((pkt[0] >> 4) == 6 && LWIP_IPV6) {
+		size_t plen;
+		const uint8_t *fh = pkt + IP6_HLEN_FIX;
+		if (len < IP6_HLEN_FIX || (pkt[6] != PROTO_UDP && pkt[6] != PROTO_FRAG6))
 			return false;
-		ulen = tb_be16(pkt + 4);
-		if (ulen < UDP_HLEN || IP6_HLEN_FIX + ulen > len)
+		plen = tb_be16(pkt + 4);
+		if (pkt[6] == PROTO_FRAG6 && (plen < 8 || len < IP6_HLEN_FIX + 8 || fh[0] != PROTO_UDP))
+			return false; /* not UDP behind the fragment header: lwIP drops it */
+		if (IP6_HLEN_FIX + plen > len)
 			goto drop;
 		src.family = dst.family = TB_AF_INET6;
 		memcpy(src.ip, pkt + 8, 16);
 		memcpy(dst.ip, pkt + 24, 16);
-		u = pkt + IP6_HLEN_FIX;
-	} else {
-		return false;
+		if (pkt[6] == PROTO_UDP)
+			udp_datagram(t, &src, &dst, fh, plen);
+		else
+			frag_in(t, &src, &dst, tb_be32(fh + 4), tb_be16(fh + 2) & 0xfff8u, tb_be16(fh + 2) & 1, fh + 8,
+				plen - 8);
+		return true;
 	}
-	al = tb_be16(u + 4);
-	if (al < UDP_HLEN || al > ulen)
-		goto drop;
-	src.port = tb_be16(u);
-	dst.port = tb_be16(u + 2);
-	/* IPv4 may leave the checksum out (0); IPv6 may not (RFC 8200 §8.1). */
-	if (tb_be16(u + 6) != 0 || dst.family == TB_AF_INET6) {
-		sum = csum_add(csum_pseudo(&src, &dst, PROTO_UDP, al), u, al);
-		if (csum_fold(sum) != 0)
-			goto drop;
-	}
-	/* Broadcast and multicast (mDNS, SSDP) are the LAN's own business. */
-	if (!ip_unicast(&dst) || !ip_unicast(&src) || dst.port == 0 || src.port == 0)
-		goto drop;
-	udp_in(t, &src, &dst, u + UDP_HLEN, al - UDP_HLEN);
-	return true;
+	return false;
 drop:
 	t->st.dropped++;
 	return true;
@@ -1267,6 +1368,8 @@ void tb_t2s_free(tb_t2s_t *t)
 	for (size_t i = 0; i < t->nbuckets; i++)
 		while (t->buckets[i])
 			udp_free(t->buckets[i]);
+	for (size_t i = 0; i < FRAG_SLOTS; i++)
+		frag_free(&t->frags[i]);
 	if (t->netif_added)
 		netif_remove(&t->netif);
 	if (t->netif_added && --g.users == 0)

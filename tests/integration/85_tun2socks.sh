@@ -3,7 +3,7 @@
 #   A: the client; its only routes are the TUN device (default, v4 and v6)
 #   B: tunnelbox; it creates the TUN device, which is then moved into A
 #   C: the servers, on a veth link to B: reachable from A only through tunnelbox
-# curl with sha256, 100 MB by hash, IPv6, UDP echo (v4, v6), DNS closed on
+# curl with sha256, 100 MB by hash, IPv6, UDP echo (v4, v6, fragmented), DNS closed on
 # reply, UDP idle timeout, half-close, a refused port, 200 concurrent flows,
 # fd/RSS back to baseline, the session cap's LRU eviction.
 . "$(dirname "$0")/lib/common.sh"
@@ -98,6 +98,10 @@ rm -f "$WORK/big"
 check "curl over IPv6 (http://[fd00:200::2])" fetch "http://[fd00:200::2]:8080/page" "$WORK/p6"
 check "UDP echo, 50 datagrams of 1400 bytes (IPv4)" inA $T2S udp-echo --host 10.200.0.2 --port 7 --count 50 --size 1400
 check "UDP echo, 20 datagrams (IPv6)" inA $T2S udp-echo --host fd00:200::2 --port 7 --count 20 --size 1200
+check "UDP echo of 8000-byte datagrams, fragmented both ways (IPv4)" \
+	inA $T2S udp-echo --host 10.200.0.2 --port 7 --count 10 --size 8000
+check "UDP echo of 8000-byte datagrams, fragmented both ways (IPv6)" \
+	inA $T2S udp-echo --host fd00:200::2 --port 7 --count 10 --size 8000
 check "half-close: the client shuts its write side and still gets the reply (10 MB up)" \
 	inA $T2S halfclose --host 10.200.0.2 --port "$HC" --size 10000000
 t0=$(date +%s%N)

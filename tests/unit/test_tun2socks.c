@@ -35,7 +35,7 @@ typedef struct fake {
 	tb_stream_t *client;
 	int nudp, nsend, nclose;
 	tb_target_t udp_first, sent_to;
-	uint8_t sent[2048];
+	uint8_t sent[4096];
 	size_t sentlen;
 	fake_dgram_t *dg;
 	/* what the client stream hands over */
@@ -524,6 +524,95 @@ static void test_cap_evicts_lru(void **state)
 	ctx_free(c);
 }
 
+/* A UDP datagram (header + data, checksum filled) for fragmenting. */
+static size_t udp_l4(uint8_t *l4, const tb_addr_t *src, const tb_addr_t *dst, const uint8_t *data, size_t n)
+{
+	uint32_t s = sum16(sum16(0, src->ip, alen(src)), dst->ip, alen(dst)) + 17 + (uint32_t)(8 + n);
+
+	tb_put_be16(l4, src->port);
+	tb_put_be16(l4 + 2, dst->port);
+	tb_put_be16(l4 + 4, (uint16_t)(8 + n));
+	l4[6] = l4[7] = 0;
+	memcpy(l4 + 8, data, n);
+	tb_put_be16(l4 + 6, fold(sum16(s, l4, 8 + n)));
+	return 8 + n;
+}
+
+/* Fragment [off, off+n) of l4 in an IPv4 or IPv6 packet. */
+static size_t frag_pkt(uint8_t *out, const tb_addr_t *src, const tb_addr_t *dst, const uint8_t *l4, size_t off,
+		       size_t n, bool more)
+{
+	if (src->family == TB_AF_INET6) {
+		memset(out, 0, 48);
+		out[0] = 0x60;
+		tb_put_be16(out + 4, (uint16_t)(8 + n));
+		out[6] = 44;
+		out[7] = 64;
+		memcpy(out + 8, src->ip, 16);
+		memcpy(out + 24, dst->ip, 16);
+		out[40] = 17;
+		tb_put_be16(out + 42, (uint16_t)(off | (more ? 1 : 0)));
+		tb_put_be32(out + 44, 0xabcd1234);
+		memcpy(out + 48, l4 + off, n);
+		return 48 + n;
+	}
+	memset(out, 0, 20);
+	out[0] = 0x45;
+	tb_put_be16(out + 2, (uint16_t)(20 + n));
+	tb_put_be16(out + 4, 0x77);
+	tb_put_be16(out + 6, (uint16_t)((off / 8) | (more ? 0x2000 : 0)));
+	out[8] = 64;
+	out[9] = 17;
+	memcpy(out + 12, src->ip, 4);
+	memcpy(out + 16, dst->ip, 4);
+	tb_put_be16(out + 10, fold(sum16(0, out, 20)));
+	memcpy(out + 20, l4 + off, n);
+	return 20 + n;
+}
+
+/* A 3000-byte datagram in three fragments, given out of order. */
+static void frag_round(const char *cli_s, const char *srv_s, bool overlap)
+{
+	ctx_t *c = ctx_new(16, 60000);
+	tb_addr_t cli = addr(cli_s, 5353), srv = addr(srv_s, 9000);
+	static uint8_t data[3000], l4[3100], pkt[1600];
+	size_t n;
+
+	for (size_t i = 0; i < sizeof(data); i++)
+		data[i] = (uint8_t)(i * 7);
+	n = udp_l4(l4, &cli, &srv, data, sizeof(data));
+	tb_t2s_input(c->t, pkt, frag_pkt(pkt, &cli, &srv, l4, 2400, n - 2400, false));
+	tb_t2s_input(c->t, pkt, frag_pkt(pkt, &cli, &srv, l4, 0, 1200, true));
+	assert_int_equal(c->f.nudp, 0);
+	if (overlap) /* a block again: the whole datagram goes */
+		tb_t2s_input(c->t, pkt, frag_pkt(pkt, &cli, &srv, l4, 1192, 1208, true));
+	tb_t2s_input(c->t, pkt, frag_pkt(pkt, &cli, &srv, l4, 1200, 1200, true));
+	if (overlap) {
+		assert_int_equal(c->f.nudp, 0);
+	} else {
+		assert_int_equal(c->f.nudp, 1);
+		assert_true(same_ip(&c->f.udp_first.addr, &srv));
+		assert_int_equal(c->f.udp_first.port, 9000);
+		assert_int_equal(c->f.sentlen, sizeof(data));
+		assert_memory_equal(c->f.sent, data, sizeof(data));
+	}
+	ctx_free(c);
+}
+
+static void test_udp_fragments_ipv4(void **state)
+{
+	frag_round("10.0.0.2", "198.51.100.20", false);
+	frag_round("10.0.0.2", "198.51.100.20", true);
+}
+
+static void test_udp_fragments_ipv6(void **state)
+{
+	if (!ENABLE_LWIP_IPV6)
+		skip();
+	frag_round("fd00:99::2", "2001:db8::20", false);
+	frag_round("fd00:99::2", "2001:db8::20", true);
+}
+
 static void test_malformed_dropped(void **state)
 {
 	ctx_t *c = ctx_new(16, 60000);
@@ -559,6 +648,8 @@ int main(void)
 		cmocka_unit_test(test_udp_dns_ipv4),
 		cmocka_unit_test(test_udp_ipv6_idle),
 		cmocka_unit_test(test_cap_evicts_lru),
+		cmocka_unit_test(test_udp_fragments_ipv4),
+		cmocka_unit_test(test_udp_fragments_ipv6),
 		cmocka_unit_test(test_malformed_dropped),
 	};
 

@@ -565,7 +565,7 @@ fi
 
 # (4b) the lwIP board: SOCKS5 -> direct over a tap vs the POSIX port on the
 # same bridge, in namespaces (tests/bench/lwip.sh; root only, else a note).
-lw_posix="" lw_lwip=""
+lw_posix="" lw_lwip="" lw_posix_j="" lw_lwip_j=""
 if over_budget; then
 	note "lwIP board row skipped: time budget used up"
 else
@@ -580,6 +580,8 @@ else
 	else
 		lw_posix=$(echo "$lw_out" | field posix_MBps)
 		lw_lwip=$(echo "$lw_out" | field lwip_MBps)
+		lw_posix_j=$(echo "$lw_out" | field posix_jumbo_MBps)
+		lw_lwip_j=$(echo "$lw_out" | field lwip_jumbo_MBps)
 	fi
 fi
 
@@ -758,6 +760,7 @@ mb() { local x; x=$(v "$1"); [ "$x" = n/a ] && echo n/a || printf "%.0f" "$x"; }
 	echo "| gateway RSS, fresh vs after all throughput and setup runs (KB) | $(v g_rss_start) | $(v g_rss_end) | $(ratio "$(v g_rss_start)" "$(v g_rss_end)") | – |"
 	echo "| gateway peak RSS over those runs (VmHWM, KB) | – | $(v g_hwm) | – | – |"
 	echo "| lwIP board: single-flow download, SOCKS5 -> direct over tap vs POSIX port over veth, one bridge (MB/s) | $(mb lw_posix) | $(mb lw_lwip) | $(ratio "$(v lw_posix)" "$(v lw_lwip)") | – |"
+	echo "| lwIP board: the same at MTU 9000 on every link, lwIP \`mtu = 9000\` (MB/s) | $(mb lw_posix_j) | $(mb lw_lwip_j) | $(ratio "$(v lw_posix_j)" "$(v lw_lwip_j)") | – |"
 	echo "| stripped binary, this build ($(basename "$(dirname "$TB")")/$(basename "$TB")) (KB) | – | $(kb "$tb_size") | – | – |"
 	echo "| stripped binary, board/tiny x86_64 (KB) | – | $(kb "$tiny_size") | – | ≤ 80 |"
 	if [ "$have_ls" = 1 ]; then

@@ -77,6 +77,8 @@ name = "main"
 default = "direct"
 EOF
 check "--check accepts [port.lwip] without opening the device" "$TB" --check -c "$WORK/lwip.toml"
+sed -e 's/^netmask = .*/&\nmtu = 100/' "$WORK/lwip.toml" >"$WORK/badmtu.toml"
+check "--check refuses an mtu below 576" bash -c "! '$TB' --check -c '$WORK/badmtu.toml' 2>/dev/null"
 start gw.log ip netns exec "$NS_GW" "$TB" -c "$WORK/lwip.toml"
 GW_PID=$LAST_PID
 

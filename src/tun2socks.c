@@ -443,26 +443,45 @@ static void ts_schedule(tcp_sess_t *ts)
 }
 
 /* Moves queued bytes into lwIP's send buffer; false on a fatal error. */
+/* Copies up to len bytes into lwIP's send buffer; how many it took, or a
+ * negative TB_E* code when the PCB can take no more at all. */
+static long ts_give(tcp_sess_t *ts, const uint8_t *p, size_t len)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		size_t n = TB_MIN(TB_MIN(len - done, (size_t)tcp_sndbuf(ts->pcb)), (size_t)TX_CHUNK);
+		err_t e;
+
+		if (n == 0 || tcp_sndqueuelen(ts->pcb) >= TCP_SND_QUEUELEN)
+			break;
+		e = tcp_write(ts->pcb, p + done, (u16_t)n, TCP_WRITE_FLAG_COPY);
+		if (e == ERR_MEM)
+			break;
+		if (e != ERR_OK)
+			return tb_lwip_err(e);
+		done += n;
+	}
+	return (long)done;
+}
+
+/* Moves queued bytes into lwIP's send buffer; false on a fatal error. */
 static bool ts_push(tcp_sess_t *ts)
 {
 	bool wrote = false;
 
 	while (ts->pcb && tb_buf_len(&ts->tx)) {
-		size_t len, room = tcp_sndbuf(ts->pcb);
+		size_t len;
 		const uint8_t *p = tb_buf_peek(&ts->tx, &len);
-		err_t e;
+		long n = ts_give(ts, p, len);
 
-		len = TB_MIN(TB_MIN(len, room), (size_t)TX_CHUNK);
-		if (len == 0 || tcp_sndqueuelen(ts->pcb) >= TCP_SND_QUEUELEN)
-			break;
-		e = tcp_write(ts->pcb, p, (u16_t)len, TCP_WRITE_FLAG_COPY);
-		if (e == ERR_MEM)
-			break;
-		if (e != ERR_OK) {
-			ts->err = tb_lwip_err(e);
+		if (n < 0) {
+			ts->err = (int)n;
 			return false;
 		}
-		tb_buf_consume(&ts->tx, len);
+		if (n == 0)
+			break;
+		tb_buf_consume(&ts->tx, (size_t)n);
 		wrote = true;
 	}
 	if (wrote)
@@ -570,12 +589,21 @@ static int ts_s_write(tb_stream_t *s, const void *data, size_t len)
 {
 	tcp_sess_t *ts = tb_container_of(s, tcp_sess_t, s);
 
+	long n = 0;
+
 	if (ts->dead || ts->shut_req || !ts->pcb)
 		return TB_EPIPE;
-	if (tb_buf_append(&ts->tx, data, len) < 0)
-		return TB_ENOMEM;
+	/* Straight into lwIP when nothing waits before it; only the rest is
+	 * queued here. */
+	if (tb_buf_len(&ts->tx) == 0 && (n = ts_give(ts, data, len)) > 0)
+		tcp_output(ts->pcb);
+	/* No room for the rest: part of the bytes are gone, so the stream dies. */
+	if (n >= 0 && (size_t)n < len && tb_buf_append(&ts->tx, (const uint8_t *)data + n, len - (size_t)n) < 0)
+		n = TB_ENOMEM;
 	sess_touch(&ts->b);
-	if (!ts_push(ts)) {
+	if (n < 0 || !ts_push(ts)) {
+		if (n < 0)
+			ts->err = (int)n;
 		/* Reported from the loop, never from inside write(). */
 		ts_kill(ts);
 		ts->dead = ts->close_pending = true;

@@ -48,6 +48,13 @@ static const struct combo combos[] = {
 	{"fewer segments than one send queue",
 	 "#define CONFIG_LWIP_TCP_SND_BUF 65535\n#define CONFIG_LWIP_TCP_MSS 1460\n#define CONFIG_LWIP_TCP_SEGS 16\n",
 	 "below one full send queue"},
+	{"lwIP port for jumbo frames: 8960-byte MSS, window scaling (the linux-lwip board)",
+	 "#define ENABLE_PORT_LWIP 1\n#define ENABLE_LWIP_WND_SCALE 1\n#define CONFIG_LWIP_TCP_MSS 8960\n"
+	 "#define CONFIG_LWIP_TCP_WND 262144\n#define CONFIG_LWIP_TCP_SND_BUF 131072\n",
+	 NULL},
+	{"largest MSS the Kconfig range allows (16000)",
+	 "#define ENABLE_LWIP_WND_SCALE 1\n#define CONFIG_LWIP_TCP_MSS 16000\n#define CONFIG_LWIP_TCP_WND 262144\n",
+	 NULL},
 	{"receive pool smaller than the window",
 	 "#define CONFIG_LWIP_TCP_WND 65535\n#define CONFIG_LWIP_PBUF_POOL_SIZE 8\n", "cannot hold one receive window"},
 };
@@ -160,15 +167,18 @@ COMBO_TEST(4)
 COMBO_TEST(5)
 COMBO_TEST(6)
 COMBO_TEST(7)
+COMBO_TEST(8)
+COMBO_TEST(9)
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_combo_0), cmocka_unit_test(test_combo_1), cmocka_unit_test(test_combo_2),
 		cmocka_unit_test(test_combo_3), cmocka_unit_test(test_combo_4), cmocka_unit_test(test_combo_5),
-		cmocka_unit_test(test_combo_6), cmocka_unit_test(test_combo_7),
+		cmocka_unit_test(test_combo_6), cmocka_unit_test(test_combo_7), cmocka_unit_test(test_combo_8),
+		cmocka_unit_test(test_combo_9),
 	};
 
-	_Static_assert(sizeof(combos) / sizeof(combos[0]) == 8, "one test per combination");
+	_Static_assert(sizeof(combos) / sizeof(combos[0]) == 10, "one test per combination");
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -76,6 +76,18 @@ proto = "direct"
 name = "main"
 default = "direct"
 EOF
+# LinkSocks rides on lwIP too: a server listener on lwIP's address.
+if has_config LINKSOCKS; then
+	cat >>"$WORK/lwip.toml" <<EOF
+
+[[listener]]
+name = "ls"
+proto = "linksocks"
+endpoint = "10.77.0.2:8765"
+router = "main"
+tokens = ["lwtok"]
+EOF
+fi
 check "--check accepts [port.lwip] without opening the device" "$TB" --check -c "$WORK/lwip.toml"
 sed -e 's/^netmask = .*/&\nmtu = 100/' "$WORK/lwip.toml" >"$WORK/badmtu.toml"
 check "--check refuses an mtu below 576" bash -c "! '$TB' --check -c '$WORK/badmtu.toml' 2>/dev/null"
@@ -119,6 +131,35 @@ else
 	show gw.log
 fi
 rm -f "$WORK/big.out"
+
+if has_config LINKSOCKS && $PY -c 'import websockets' 2>/dev/null; then
+	# a TCP echo server in the server namespace, for the channels
+	ip netns exec "$NS_SRV" $PY -c '
+import socket, threading
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("10.77.0.3", 7007)); s.listen(8); s.settimeout(60)
+def echo(c):
+    while True:
+        d = c.recv(65536)
+        if not d: break
+        c.sendall(d)
+    c.close()
+while True:
+    c, _ = s.accept(); threading.Thread(target=echo, args=(c,), daemon=True).start()
+' >/dev/null 2>&1 &
+	PIDS+=("$!")
+	for _ in $(seq 1 50); do
+		srv $PY -c "import socket; socket.create_connection(('10.77.0.3', 7007), 0.5)" 2>/dev/null && break
+		sleep 0.1
+	done
+	if cl timeout 30 $PY "$HERE/ls_peer.py" client --url ws://10.77.0.2:8765/socket/x --token lwtok \
+		--echo-host 10.77.0.3 --echo-port 7007 --closed-port 9 >"$WORK/lspeer.log" 2>&1; then
+		ok "linksocks server on lwIP: a python3-websockets client's channels (plain and gzip Data) echo through it"
+	else
+		notok "linksocks server on lwIP: a python3-websockets client's channels echo through it"
+		show lspeer.log gw.log
+	fi
+fi
 
 refused=$(cl curl -sS --max-time 10 -o /dev/null --socks5 10.77.0.2:1080 http://10.77.0.3:9/ 2>&1)
 if echo "$refused" | grep -qiE 'refused|\(5\)'; then ok "a closed port: lwIP's connect gets RST, the client SOCKS5 REP 5"

@@ -8,7 +8,7 @@ and parsed here byte by byte from spec/linksocks.md §3; nothing is shared
 with tunnelbox. Every wait has a timeout. Exit status 0 means the check
 passed; stdout says what was seen.
 
-  client  --url ws://H:P/socket/x --token T --echo-port E [--url-auth]
+  client  --url ws://H:P/socket/x --token T --echo-port E [--echo-host H] [--url-auth]
           against a tunnelbox server: Auth (binary, or URL query), ping,
           an unknown type, Connect/Data (fragmented, and gzip)/Disconnect to a
           TCP echo server, a refused Connect, a second channel, close.
@@ -206,7 +206,7 @@ async def client(a):
         await ws.send(m_data(TCP, os.urandom(16), b"stray"))
         await ws.send(m_disconnect(os.urandom(16), b"EOF"))
         a_ch = os.urandom(16)
-        await ws.send(m_connect_tcp(a_ch, "127.0.0.1", a.echo_port))
+        await ws.send(m_connect_tcp(a_ch, a.echo_host, a.echo_port))
         d = await recv_msg(ws, CONNECT_RESP)
         if not d["ok"] or d["ch"] != a_ch:
             raise ValueError("connect failed: %r" % d)
@@ -222,13 +222,13 @@ async def client(a):
         await ws.send(m_disconnect(a_ch, b"EOF"))
         # §4.1: a refused dial is a ConnectResponse failure with a reason.
         b_ch = os.urandom(16)
-        await ws.send(m_connect_tcp(b_ch, "127.0.0.1", a.closed_port))
+        await ws.send(m_connect_tcp(b_ch, a.echo_host, a.closed_port))
         d = await recv_msg(ws, CONNECT_RESP, skip=(DATA, DISCONNECT))
         if d["ok"] or d["ch"] != b_ch or not d["error"]:
             raise ValueError("a refused target was not refused: %r" % d)
         print("refused target: %r" % d["error"].decode(errors="replace"))
         c_ch = os.urandom(16)
-        await ws.send(m_connect_tcp(c_ch, "127.0.0.1", a.echo_port))
+        await ws.send(m_connect_tcp(c_ch, a.echo_host, a.echo_port))
         d = await recv_msg(ws, CONNECT_RESP, skip=(DATA, DISCONNECT))
         if not d["ok"] or d["ch"] != c_ch:
             raise ValueError("second connect failed: %r" % d)
@@ -420,6 +420,7 @@ def main():
         q.add_argument("--token", required=True)
         q.add_argument("--url-auth", action="store_true")
         q.add_argument("--echo-port", type=int, default=0)
+        q.add_argument("--echo-host", default="127.0.0.1", help="client: where the echo server is")
         q.add_argument("--closed-port", type=int, default=1)
         q.add_argument("--expect-error", default="invalid token")
         q.add_argument("--close-code", type=int)

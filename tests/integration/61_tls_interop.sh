@@ -21,16 +21,6 @@ if ! gcc -std=gnu11 -O1 -g "${SAN[@]}" -I"$ROOT/include" -I"$OUT/include" -D_GNU
 fi
 
 # ---- certificates: a CA, a server certificate for localhost, another CA ----
-mkcerts() {
-	local k=(-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes)
-	cd "$WORK" || return 1
-	openssl req -x509 "${k[@]}" -keyout ca.key -out ca.pem -days 2 -subj /CN=tb-test-ca &&
-		openssl req -x509 "${k[@]}" -keyout other.key -out other.pem -days 2 -subj /CN=tb-other-ca &&
-		openssl req -new "${k[@]}" -keyout srv.key -out srv.csr -subj /CN=localhost &&
-		printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >srv.ext &&
-		openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
-			-extfile srv.ext -out srv.pem
-}
 (mkcerts) >"$WORK/certs.log" 2>&1 || { cat "$WORK/certs.log"; notok "test certificates"; finish; }
 C=$WORK
 

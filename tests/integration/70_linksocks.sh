@@ -148,16 +148,6 @@ HCP=$(cat "$WORK/hc.port")
 CLOSED=$(free_port)
 
 # ---- certificates for wss: a CA, a server certificate for 127.0.0.1, another CA ----
-mkcerts() {
-	local k=(-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes)
-	cd "$WORK" || return 1
-	openssl req -x509 "${k[@]}" -keyout ca.key -out ca.pem -days 2 -subj /CN=tb-ls-ca &&
-		openssl req -x509 "${k[@]}" -keyout other.key -out other.pem -days 2 -subj /CN=tb-ls-other-ca &&
-		openssl req -new "${k[@]}" -keyout srv.key -out srv.csr -subj /CN=127.0.0.1 &&
-		printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >srv.ext &&
-		openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
-			-extfile srv.ext -out srv.pem
-}
 if [ $HAVE_TLS = 1 ] && ! (mkcerts) >"$WORK/certs.log" 2>&1; then
 	sed 's/^/# /' "$WORK/certs.log"
 	notok "test certificates"

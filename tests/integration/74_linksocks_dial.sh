@@ -61,15 +61,6 @@ through() {
 	fi
 }
 
-mkcerts() {
-	local k=(-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes)
-	cd "$WORK" || return 1
-	openssl req -x509 "${k[@]}" -keyout ca.key -out ca.pem -days 2 -subj /CN=tb-dial-ca &&
-		openssl req -new "${k[@]}" -keyout srv.key -out srv.csr -subj /CN=127.0.0.1 &&
-		printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >srv.ext &&
-		openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
-			-extfile srv.ext -out srv.pem
-}
 if [ $HAVE_TLS = 1 ] && ! (mkcerts) >"$WORK/certs.log" 2>&1; then
 	show certs.log
 	notok "test certificates"

@@ -117,6 +117,20 @@ show() { # show LOG...: the logs of a failed step, as comments
 	for f in "$@"; do sed "s/^/# $f: /" "$WORK/$f"; done
 }
 
+# mkcerts: test certificates in $WORK: a CA (ca.pem, ca.key), another CA
+# (other.pem), and a server certificate signed by the first (srv.pem,
+# srv.key) for localhost and 127.0.0.1. Run it in a subshell: it cd's.
+mkcerts() {
+	local k=(-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes)
+	cd "$WORK" || return 1
+	openssl req -x509 "${k[@]}" -keyout ca.key -out ca.pem -days 2 -subj /CN=tb-test-ca &&
+		openssl req -x509 "${k[@]}" -keyout other.key -out other.pem -days 2 -subj /CN=tb-other-ca &&
+		openssl req -new "${k[@]}" -keyout srv.key -out srv.csr -subj /CN=127.0.0.1 &&
+		printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >srv.ext &&
+		openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+			-extfile srv.ext -out srv.pem
+}
+
 # serve_blob BYTES: a random file behind a local HTTP server; sets URL and want.
 serve_blob() {
 	mkdir -p "$WORK/www"

@@ -507,7 +507,6 @@ static void up_cancel(tb_connect_req_t *q)
 
 #define UDP_QUEUE_MAX 16		  /* datagrams waiting for the relay's address */
 #define UDP_QUEUE_BYTES (64u * 1024u)	  /* and their bytes */
-#define UDP_HDR_MAX (4 + 1 + TB_HOST_MAX + 2) /* RSV RSV FRAG ATYP, a domain, PORT */
 
 typedef struct udp_pending {
 	struct udp_pending *next;
@@ -597,13 +596,6 @@ static void ctl_on_close(void *ctx, tb_stream_t *s, int err)
 
 static const tb_stream_handler_t ctl_handler = {ctl_on_data, NULL, ctl_on_eof, ctl_on_close};
 
-static int udp_send_now(up_udp_t *uu, const uint8_t *p, size_t n)
-{
-	int rc = tb_udp_send(uu->sock, &uu->relay, p, n);
-
-	return rc == TB_EAGAIN ? TB_EAGAIN : rc;
-}
-
 static void udp_ready(void *arg, tb_stream_t *s, int err)
 {
 	up_udp_t *uu = arg;
@@ -623,20 +615,15 @@ static void udp_ready(void *arg, tb_stream_t *s, int err)
 		return;
 	}
 	uu->ready = true;
-	while (uu->head) {
-		udp_pending_t *p = uu->head;
-		uu->head = p->next;
-		udp_send_now(uu, p->data, p->len);
-		free(p);
-	}
-	uu->tail = &uu->head;
-	uu->nq = uu->qbytes = 0;
+	for (udp_pending_t *p = uu->head; p; p = p->next)
+		tb_udp_send(uu->sock, &uu->relay, p->data, p->len);
+	udp_queue_clear(uu);
 }
 
 static int udp_dgram_send(tb_dgram_t *d, const tb_target_t *to, const void *data, size_t len)
 {
 	up_udp_t *uu = (up_udp_t *)d;
-	uint8_t hdr[UDP_HDR_MAX], *buf;
+	uint8_t hdr[TB_SOCKS5_UDP_HDR_MAX], *buf;
 	int hl, rc;
 
 	if (uu->dead)
@@ -665,7 +652,7 @@ static int udp_dgram_send(tb_dgram_t *d, const tb_target_t *to, const void *data
 		return TB_ENOMEM;
 	memcpy(buf, hdr, (size_t)hl);
 	memcpy(buf + hl, data, len);
-	rc = udp_send_now(uu, buf, (size_t)hl + len);
+	rc = tb_udp_send(uu->sock, &uu->relay, buf, (size_t)hl + len);
 	free(buf);
 	return rc;
 }

@@ -96,7 +96,6 @@ struct tb_ls_mux {
 	bool tx_full;
 	tb_ls_inflater_t *z;
 	tb_ls_deflater_t *zd; /* made on the first message worth compressing */
-	tb_buf_t zout;        /* its output, reused */
 };
 
 static const tb_stream_ops_t chan_ops;
@@ -227,18 +226,19 @@ static int send_tcp_data(tb_ls_chan_t *c, const uint8_t *p, size_t n)
 	if (m->o.compress_min && n >= m->o.compress_min && ENABLE_ZLIB) {
 		if (!m->zd && (m->zd = tb_ls_deflater_new(m->o.compress_level)))
 			tb_debug("linksocks: gzip for Data of %zu bytes and more on this WebSocket", m->o.compress_min);
-		tb_buf_consume(&m->zout, tb_buf_len(&m->zout));
-		if (m->zd && tb_ls_deflate(m->zd, p, n, true, &m->zout) == 0 && tb_buf_len(&m->zout) < n) {
-			size_t zn = tb_buf_len(&m->zout);
-			const uint8_t *z = tb_buf_pullup(&m->zout, zn);
-			if (z) {
-				tb_ls_data_header(hdr, TB_LS_PROTO_TCP, c->id, TB_LS_COMP_GZIP, zn);
-				int rc = mux_send(m, hdr, sizeof(hdr), z, zn);
-				tb_buf_consume(&m->zout, zn);
-				return rc;
-			}
+		tb_buf_t out;
+		const uint8_t *z;
+		size_t zn;
+
+		tb_buf_init(&out);
+		if (m->zd && tb_ls_deflate(m->zd, p, n, true, &out) == 0 && (zn = tb_buf_len(&out)) < n &&
+		    (z = tb_buf_pullup(&out, zn)) != NULL) {
+			tb_ls_data_header(hdr, TB_LS_PROTO_TCP, c->id, TB_LS_COMP_GZIP, zn);
+			int rc = mux_send(m, hdr, sizeof(hdr), z, zn);
+			tb_buf_free(&out);
+			return rc;
 		}
-		tb_buf_consume(&m->zout, tb_buf_len(&m->zout));
+		tb_buf_free(&out);
 	}
 	tb_ls_data_header(hdr, TB_LS_PROTO_TCP, c->id, TB_LS_COMP_NONE, n);
 	return mux_send(m, hdr, sizeof(hdr), p, n);
@@ -247,13 +247,18 @@ static int send_tcp_data(tb_ls_chan_t *c, const uint8_t *p, size_t n)
 /* Sends the channel's batch (one message: it never exceeds batch_max) and
  * frees it, so an idle channel holds no buffer: 0, TB_ENOBUFS (sent; the
  * WebSocket is full) or an error (the mux's end tells the owner). */
+static void chan_drop_batch(tb_ls_chan_t *c)
+{
+	free(c->ob);
+	c->ob = NULL;
+	c->olen = c->ocap = 0;
+}
+
 static int chan_flush(tb_ls_chan_t *c)
 {
 	int rc = c->olen ? send_tcp_data(c, c->ob, c->olen) : 0;
 
-	free(c->ob);
-	c->ob = NULL;
-	c->olen = c->ocap = 0;
+	chan_drop_batch(c);
 	return rc;
 }
 
@@ -1015,7 +1020,6 @@ int tb_ls_mux_new(tb_loop_t *loop, const tb_ls_transport_t *tp, void *t, const t
 	if (!m->o.batch_max)
 		m->o.batch_max = BATCH_MAX_DEFAULT;
 	m->o.batch_max = TB_MIN(m->o.batch_max, TB_LS_BATCH_MAX);
-	tb_buf_init(&m->zout);
 	m->control = control;
 	m->ctx = ctx;
 	*out = m;
@@ -1034,9 +1038,7 @@ void tb_ls_mux_free(tb_ls_mux_t *m, int err)
 		tb_defer_cancel(c->loop, &c->defer);
 		tb_defer_cancel(c->loop, &c->ready);
 		tb_defer_cancel(c->loop, &c->flush);
-		free(c->ob);
-		c->ob = NULL;
-		c->olen = c->ocap = 0;
+		chan_drop_batch(c); /* nowhere to send it */
 		chan_unlink(c);
 		c->state = CH_DONE;
 		if (c->open_cb) {
@@ -1055,7 +1057,6 @@ void tb_ls_mux_free(tb_ls_mux_t *m, int err)
 	}
 	tb_ls_inflater_free(m->z);
 	tb_ls_deflater_free(m->zd);
-	tb_buf_free(&m->zout);
 	free(m);
 }
 

@@ -497,16 +497,8 @@ int tb_tcp_listen(tb_loop_t *loop, const tb_addr_t *bind_addr, const tb_tcp_list
 	err_t e;
 	int rc;
 
-	if ((rc = tb_lwip_port_up(loop)) < 0)
+	if ((rc = tb_lwip_bind_addr(loop, bind_addr, opts && opts->v6only, &ip, &type)) < 0)
 		return rc;
-	if ((rc = tb_lwip_to_ip(bind_addr, &ip)) < 0)
-		return rc;
-	type = IP_GET_TYPE(&ip);
-#if LWIP_IPV6
-	/* [::] without v6only takes both families, as a dual-stack socket. */
-	if (type == IPADDR_TYPE_V6 && ip_addr_isany(&ip) && !(opts && opts->v6only))
-		type = IPADDR_TYPE_ANY;
-#endif
 	pcb = tcp_new_ip_type(type);
 	if (!pcb)
 		return TB_ENOMEM;

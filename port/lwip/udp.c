@@ -59,15 +59,8 @@ int tb_udp_open(tb_loop_t *loop, const tb_addr_t *bind, tb_udp_recv_cb cb, void 
 	err_t e;
 	int rc;
 
-	if ((rc = tb_lwip_port_up(loop)) < 0)
+	if ((rc = tb_lwip_bind_addr(loop, bind, false, &ip, &type)) < 0)
 		return rc;
-	if ((rc = tb_lwip_to_ip(bind, &ip)) < 0)
-		return rc;
-	type = IP_GET_TYPE(&ip);
-#if LWIP_IPV6
-	if (type == IPADDR_TYPE_V6 && ip_addr_isany(&ip))
-		type = IPADDR_TYPE_ANY;
-#endif
 	u = calloc(1, sizeof(*u));
 	if (!u)
 		return TB_ENOMEM;

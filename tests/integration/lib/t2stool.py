@@ -93,7 +93,8 @@ def serve_halfclose(c):
     c.close()
 
 
-def cmd_halfclose_server(a):
+def accept_loop(a, serve):
+    """Each connection to a.bind in its own thread, until a.seconds pass without one."""
     s = listen_tcp(a.bind)
     s.settimeout(a.seconds)
     while True:
@@ -101,7 +102,11 @@ def cmd_halfclose_server(a):
             c, _ = s.accept()
         except socket.timeout:
             return
-        threading.Thread(target=serve_halfclose, args=(c,), daemon=True).start()
+        threading.Thread(target=serve, args=(c,), daemon=True).start()
+
+
+def cmd_halfclose_server(a):
+    accept_loop(a, serve_halfclose)
 
 
 def cmd_halfclose(a):
@@ -134,14 +139,7 @@ def serve_echo(c):
 
 
 def cmd_echo_server(a):
-    s = listen_tcp(a.bind)
-    s.settimeout(a.seconds)
-    while True:
-        try:
-            c, _ = s.accept()
-        except socket.timeout:
-            return
-        threading.Thread(target=serve_echo, args=(c,), daemon=True).start()
+    accept_loop(a, serve_echo)
 
 
 def cmd_many(a):

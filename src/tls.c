@@ -327,11 +327,20 @@ static int tls_write(tb_stream_t *s, const void *data, size_t len)
 	 * a record and a send: plaintext waits in pending until a full record
 	 * is there or the turn ends (the flush deferred call), so coalescing
 	 * never holds bytes past the loop's next poll. Before the handshake it
-	 * waits for the handshake. */
-	if (t->hs_done && tb_buf_len(&t->pending) == 0 && len >= TLS_RECORD_PLAIN) {
+	 * waits for the handshake. After it, pending always holds less than a
+	 * record: a big write tops it up to one, then sends its own full
+	 * records straight from the caller's memory; only its tail is copied. */
+	if (t->hs_done && tb_buf_len(&t->pending) + len >= TLS_RECORD_PLAIN) {
+		size_t top = (TLS_RECORD_PLAIN - tb_buf_len(&t->pending)) % TLS_RECORD_PLAIN;
+		int rc = 0;
+		if (top && (rc = tb_buf_append(&t->pending, data, top)) < 0)
+			return TB_ENOMEM;
+		if (top && (rc = tls_send_pending(t, false)) < 0)
+			return tls_fail_later(t, rc);
+		data = (const uint8_t *)data + top;
+		len -= top;
 		size_t full = len - len % TLS_RECORD_PLAIN;
-		int rc = tls_send(t, data, full);
-		if (rc < 0)
+		if (full && (rc = tls_send(t, data, full)) < 0)
 			return tls_fail_later(t, rc);
 		data = (const uint8_t *)data + full;
 		len -= full;
@@ -339,13 +348,8 @@ static int tls_write(tb_stream_t *s, const void *data, size_t len)
 	if (len > 0) {
 		if (tb_buf_append(&t->pending, data, len) < 0)
 			return TB_ENOMEM;
-		if (t->hs_done) {
-			int rc = tls_send_pending(t, false);
-			if (rc < 0)
-				return tls_fail_later(t, rc);
-			if (tb_buf_len(&t->pending) > 0)
-				tb_defer(t->loop, &t->flush);
-		}
+		if (t->hs_done)
+			tb_defer(t->loop, &t->flush);
 	}
 	if (t->lower_full || tls_queued(s) >= s->hiwat) {
 		t->want_drain = true;

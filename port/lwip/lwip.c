@@ -157,20 +157,6 @@ int tb_lwip_to_ip(const tb_addr_t *a, ip_addr_t *out)
 	return TB_EAFNOSUPPORT;
 }
 
-int tb_lwip_bind_addr(tb_loop_t *loop, const tb_addr_t *a, bool v6only, ip_addr_t *ip, u8_t *type)
-{
-	int rc;
-
-	if ((rc = tb_lwip_port_up(loop)) < 0 || (rc = tb_lwip_to_ip(a, ip)) < 0)
-		return rc;
-	*type = IP_GET_TYPE(ip);
-#if LWIP_IPV6
-	if (*type == IPADDR_TYPE_V6 && ip_addr_isany(ip) && !v6only)
-		*type = IPADDR_TYPE_ANY;
-#endif
-	return 0;
-}
-
 void tb_lwip_from_ip(const ip_addr_t *ip, uint16_t port, tb_addr_t *out)
 {
 	memset(out, 0, sizeof(*out));

@@ -29,10 +29,6 @@ int tb_lwip_err(err_t e);
 /* Addresses between tb_addr_t and lwIP's ip_addr_t (ports stay separate). */
 int tb_lwip_to_ip(const tb_addr_t *a, ip_addr_t *out);
 void tb_lwip_from_ip(const ip_addr_t *ip, uint16_t port, tb_addr_t *out);
-/* A socket's bind address: brings the port up, converts a, and gives the
- * PCB type to create ([::] without v6only takes both families, as a
- * dual-stack socket does). */
-int tb_lwip_bind_addr(tb_loop_t *loop, const tb_addr_t *a, bool v6only, ip_addr_t *ip, u8_t *type);
 
 /* ---- the netif (netif.c) ---- */
 typedef struct tb_lwip_netif tb_lwip_netif_t;
@@ -57,6 +53,10 @@ void tb_lwip_netif_input(tb_lwip_netif_t *n, const uint8_t *frame, size_t len);
 
 /* The lwIP port's netif from [port.lwip], opened on first use. */
 int tb_lwip_port_up(tb_loop_t *loop);
+/* A socket's bind address: brings the port up, converts a, and gives the
+ * PCB type to create ([::] without v6only takes both families, as a
+ * dual-stack socket does). */
+int tb_lwip_bind_addr(tb_loop_t *loop, const tb_addr_t *a, bool v6only, ip_addr_t *ip, u8_t *type);
 const char *tb_lwip_port_dns(void); /* [port.lwip] dns, or NULL */
 
 #endif
